@@ -1,0 +1,79 @@
+"""What the handlers of both APIs share: scenario choice, fingerprints, timestamps."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from lifecycle import scenarios
+from lifecycle.errors import InvalidInput, NotFound
+from lifecycle.scenarios import Scenario
+from store.base import JobRecord
+
+from .api import Call
+
+PREFER_LOC = ("header", "prefer")
+
+
+def preferred_scenario(prefer: str | None) -> str | None:
+    """The ``scenario=NAME`` preference of an RFC 7240 ``Prefer`` header, if any."""
+    if not prefer:
+        return None
+    for preference in prefer.split(","):
+        token = preference.split(";", 1)[0].strip()
+        name, _, value = token.partition("=")
+        if name.strip().lower() == "scenario":
+            return value.strip().strip('"') or None
+    return None
+
+
+def choose_scenario(call: Call, texts: Iterable[str], tenant_default: str | None) -> tuple[Scenario, dict[str, str]]:
+    """The job's scenario and the response headers announcing an applied preference."""
+    preferred = preferred_scenario(call.params.get("prefer"))
+    if preferred is not None and preferred not in scenarios.CATALOGUE:
+        raise InvalidInput(PREFER_LOC, str(scenarios.UnknownScenario(preferred)))
+    # A marker naming no scenario is just content: it is ignored, not an error.
+    marker = scenarios.find_marker(texts)
+    scenario = scenarios.choose(
+        preferred=preferred,
+        marker=marker if marker in scenarios.CATALOGUE else None,
+        tenant_default=tenant_default if tenant_default in scenarios.CATALOGUE else None,
+    )
+    headers = {"Preference-Applied": f"scenario={scenario.name}"} if preferred else {}
+    return scenario, headers
+
+
+def fingerprint(body: Any) -> str:
+    """A stable digest of a JSON body (key order does not matter)."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def plan_seed(call: Call, body: Any, scenario: Scenario) -> str:
+    """The same request in the same scenario plans the same job."""
+    return f"{call.services.settings.seed}|{scenario.name}|{fingerprint(body)}"
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+
+
+async def load_job(call: Call, job_id: str, api: str) -> JobRecord:
+    """The caller's job of this API, or ``NotFound`` ("Job not found") for anything else."""
+    try:
+        record = await call.services.store.get_job(call.principal.tenant_id, job_id)
+    except NotFound:
+        raise NotFound("Job not found") from None
+    if record.api != api:
+        raise NotFound("Job not found")
+    return record

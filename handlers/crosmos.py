@@ -1,0 +1,92 @@
+"""Crosmos Memory API: ingest sources or a conversation, poll the job."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from lifecycle import content
+from lifecycle.engine import state_at
+from lifecycle.model import Outcome, Stage
+from lifecycle.planner import Work, plan_job
+from store.base import NewJob
+
+from . import crosmos_presenter as present
+from .api import Call, Reply
+from .common import choose_scenario, load_job, new_id, plan_seed
+
+API = "crosmos"
+
+
+async def get_job(call: Call) -> Reply:
+    job_id = str(uuid.UUID(call.params["job_id"]))
+    record = await load_job(call, job_id, API)
+    state = state_at(record.plan, record.events, call.services.now())
+    items = None
+    if state.status.terminal:
+        items = await call.services.store.items(
+            call.principal.tenant_id, job_id, limit=record.plan.n_items
+        )
+    return Reply(200, present.job(record, state, items))
+
+
+def _work(source_id: str, text: str, content_type: str = "text") -> Work:
+    extra = content.memory_yield(text)
+    if content_type not in content.PROCESSABLE_CONTENT_TYPES:
+        return Work(source_id, extra["tokens"], Outcome.FAILED, Stage.EXTRACTING,
+                    "unsupported_content_type",
+                    f"content_type '{content_type}' is not processable yet", extra)  # fmt: skip
+    return Work(source_id, extra["tokens"], extra=extra)
+
+
+async def _create(
+    call: Call, kind: str, work: Sequence[Work], texts: Sequence[str], attrs: dict[str, Any]
+) -> tuple[str, dict[str, str]]:
+    store, now = call.services.store, call.services.now()
+    tenant = await store.get_tenant(call.principal.tenant_id)
+    scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
+    plan, items = plan_job(
+        job_id=new_id(),
+        created_at=now,
+        scenario=scenario,
+        work=work,
+        seed=plan_seed(call, call.body, scenario),
+        time_scale=call.services.settings.time_scale,
+    )
+    await store.create_job(tenant.id, NewJob(api=API, kind=kind, plan=plan, items=items, attrs=attrs))
+    return plan.job_id, headers
+
+
+async def ingest_sources(call: Call) -> Reply:
+    sources = call.body["sources"]
+    source_ids = [new_id() for _ in sources]
+    work = [
+        _work(source_id, source["content"], source.get("content_type", "text"))
+        for source_id, source in zip(source_ids, sources, strict=True)
+    ]
+    attrs = {"space_id": call.body["space_id"]}
+    job_id, headers = await _create(call, "sources", work, [s["content"] for s in sources], attrs)
+    body = {
+        "job_id": job_id,
+        "jobs": [{"job_id": job_id, "source_ids": source_ids}],
+        "source_ids": source_ids,
+        "status": "pending",
+    }
+    return Reply(202, body, headers)
+
+
+async def ingest_conversation(call: Call) -> Reply:
+    messages = call.body["messages"]
+    source_id = new_id()
+    transcript = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+    attrs = {
+        "space_id": call.body["space_id"],
+        "session_id": call.body.get("session_id") or new_id(),
+        "session_date": call.body.get("session_date"),
+        "messages": len(messages),
+    }
+    texts = [m["content"] for m in messages]
+    job_id, headers = await _create(call, "conversation", [_work(source_id, transcript)], texts, attrs)
+    body = {"job_id": job_id, "source_id": source_id, "source_ids": [source_id], "status": "pending"}
+    return Reply(202, body, headers)

@@ -1,0 +1,240 @@
+"""``state_at(plan, events, now)``: what a job is at any moment, computed, never stored.
+
+The timeline of a plan::
+
+    created ──queue──> started ──scan──> p0 ──items──> pe ──finalize──> natural end
+
+Item ``i`` is in flight during ``[p0 + i*gap, p0 + i*gap + duration)``; items finish in
+ordinal order, so "how many items are done at time t" is arithmetic, whatever the
+number of items. A failure or a cancel stops the timeline early.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+from .model import (
+    ITEM_STAGES,
+    Event,
+    EventKind,
+    Item,
+    ItemState,
+    ItemStatus,
+    JobState,
+    Outcome,
+    Plan,
+    Progress,
+    Stage,
+    Status,
+    Tally,
+)
+
+SYSTEM_ACTOR = "system"
+
+
+def started_at(plan: Plan) -> float:
+    return plan.created_at + plan.timing.queue
+
+
+def processing_start(plan: Plan) -> float:
+    return started_at(plan) + plan.timing.scan
+
+
+def item_window(plan: Plan, ordinal: int) -> tuple[float, float]:
+    start = processing_start(plan) + ordinal * plan.timing.item_gap
+    return start, start + plan.timing.item_duration
+
+
+def processing_end(plan: Plan) -> float:
+    if plan.n_items == 0:
+        return processing_start(plan)
+    return item_window(plan, plan.n_items - 1)[1]
+
+
+def natural_end(plan: Plan) -> float:
+    return processing_end(plan) + plan.timing.finalize
+
+
+def failure_time(plan: Plan) -> float | None:
+    failure = plan.failure
+    if failure is None:
+        return None
+    if failure.stage is Stage.SCANNING:
+        return started_at(plan) + plan.timing.scan * failure.at
+    if failure.stage is Stage.FINALIZING:
+        return processing_end(plan) + plan.timing.finalize * failure.at
+    p0, pe = processing_start(plan), processing_end(plan)
+    return p0 + (pe - p0) * failure.at
+
+
+def _count_reached(offset: float, first: float, gap: float, n: int) -> int:
+    """How many of ``first, first + gap, first + 2*gap, ...`` (n terms) are <= offset."""
+    if n == 0 or offset < first:
+        return 0
+    if gap == 0:
+        return n
+    return min(n, math.floor((offset - first) / gap) + 1)
+
+
+def settled_by(plan: Plan, t: float) -> int:
+    """How many items have finished processing by time ``t``."""
+    first = processing_start(plan) + plan.timing.item_duration
+    return _count_reached(t, first, plan.timing.item_gap, plan.n_items)
+
+
+def started_by(plan: Plan, t: float) -> int:
+    return _count_reached(t, processing_start(plan), plan.timing.item_gap, plan.n_items)
+
+
+def _first_cancel(plan: Plan, events: Iterable[Event]) -> tuple[float, str] | None:
+    cancels = [(e.at, e.actor) for e in events if e.kind is EventKind.CANCEL]
+    if plan.cancel_after is not None:
+        cancels.append((plan.created_at + plan.cancel_after, SYSTEM_ACTOR))
+    return min(cancels, default=None)
+
+
+def outcome(plan: Plan, events: Iterable[Event] = ()) -> tuple[float, Status]:
+    """When the job ends and in which terminal status, given the events so far."""
+    fail_at = failure_time(plan)
+    planned_end = fail_at if fail_at is not None else natural_end(plan)
+    cancel = _first_cancel(plan, events)
+    if cancel is not None and cancel[0] < planned_end:
+        return cancel[0], Status.CANCELLED
+    if fail_at is not None:
+        return fail_at, Status.FAILED
+    if plan.totals.failed:
+        return planned_end, Status.COMPLETED_WITH_FAILURES
+    return planned_end, Status.COMPLETED
+
+
+def _running_stage(plan: Plan, t: float, settled: int) -> Stage:
+    if t < processing_start(plan):
+        return Stage.SCANNING
+    if t >= processing_end(plan):
+        return Stage.FINALIZING
+    start, _ = item_window(plan, settled)
+    return _item_stage(plan, t - start)
+
+
+def _item_stage(plan: Plan, elapsed: float) -> Stage:
+    duration = plan.timing.item_duration
+    if duration <= 0:
+        return ITEM_STAGES[-1]
+    index = int(elapsed / duration * len(ITEM_STAGES))
+    return ITEM_STAGES[max(0, min(len(ITEM_STAGES) - 1, index))]
+
+
+def _last_change(plan: Plan, t: float, settled: int, started: int) -> float:
+    moments = [plan.created_at]
+    for moment in (started_at(plan), processing_start(plan), processing_end(plan)):
+        if moment <= t:
+            moments.append(moment)
+    if settled:
+        moments.append(item_window(plan, settled - 1)[1])
+    if started:
+        moments.append(item_window(plan, started - 1)[0])
+    return max(moments)
+
+
+def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
+    """The job's state at ``now``. Pure: the same plan, events and time give the same state."""
+    events = tuple(events)
+    end, final = outcome(plan, events)
+    terminal = now >= end
+    as_of = end if terminal else now
+    start = started_at(plan)
+    settled = settled_by(plan, as_of)
+    started = started_by(plan, as_of)
+    stopped = final in (Status.CANCELLED, Status.FAILED)
+    cancel = _first_cancel(plan, events) if final is Status.CANCELLED else None
+
+    if not terminal:
+        status = Status.PENDING if now < start else Status.RUNNING
+    else:
+        status = final
+
+    if status is Status.PENDING or (status is Status.CANCELLED and as_of < start):
+        stage = None
+    elif status is Status.FAILED and plan.failure is not None:
+        stage = plan.failure.stage
+    else:
+        stage = _running_stage(plan, as_of, settled)
+
+    failed_now = status is Status.FAILED and plan.failure is not None
+    return JobState(
+        as_of=as_of,
+        status=status,
+        stage=stage,
+        started_at=start if as_of >= start else None,
+        ended_at=end if terminal else None,
+        cancelled_at=cancel[0] if terminal and cancel else None,
+        cancelled_by=cancel[1] if terminal and cancel else None,
+        settled=settled,
+        started=started,
+        updated_at=end if terminal else _last_change(plan, as_of, settled, started),
+        stopped_at=end if terminal and stopped else None,
+        error_code=plan.failure.code if failed_now and plan.failure else None,
+        error_message=plan.failure.message if failed_now and plan.failure else None,
+        expected_end=None if terminal or math.isinf(natural_end(plan)) else natural_end(plan),
+    )
+
+
+def item_state(plan: Plan, state: JobState, item: Item) -> ItemState:
+    """One item's state, given the job's state at the same moment."""
+    start, end = item_window(plan, item.ordinal)
+    if item.ordinal < state.settled:
+        if item.outcome is Outcome.COMPLETED:
+            return ItemState(ItemStatus.COMPLETED, ITEM_STAGES[-1], end, None, None)
+        if item.outcome is Outcome.SKIPPED:
+            return ItemState(ItemStatus.SKIPPED, None, end, item.error_code, item.error_message)
+        return ItemState(
+            ItemStatus.FAILED, item.fail_stage, end, item.error_code, item.error_message
+        )
+    if state.stopped_at is not None:
+        if state.status is Status.CANCELLED:
+            return ItemState(ItemStatus.CANCELLED, None, state.stopped_at, None, None)
+        return ItemState(
+            ItemStatus.FAILED, state.stage, state.stopped_at, state.error_code, state.error_message
+        )
+    if item.ordinal < state.started:
+        elapsed = state.as_of - start
+        stage = _item_stage(plan, elapsed)
+        stage_index = ITEM_STAGES.index(stage)
+        stage_started = start + plan.timing.item_duration * stage_index / len(ITEM_STAGES)
+        return ItemState(ItemStatus.PROCESSING, stage, stage_started, None, None)
+    return ItemState(ItemStatus.QUEUED, None, plan.created_at, None, None)
+
+
+def prefix_needed(plan: Plan, state: JobState) -> int | None:
+    """The prefix length whose tally ``progress`` needs, or None if the plan already knows it."""
+    k = state.settled
+    return None if k in (0, plan.n_items) else k
+
+
+def known_tally(plan: Plan, k: int) -> Tally | None:
+    if k == 0:
+        return Tally()
+    if k == plan.n_items:
+        return plan.totals
+    return None
+
+
+def progress(plan: Plan, state: JobState, prefix: Tally) -> Progress:
+    """Counts at the state's moment. ``prefix`` tallies the first ``state.settled`` items."""
+    unsettled = plan.n_items - state.settled
+    failed = prefix.failed
+    cancelled = 0
+    if state.status is Status.CANCELLED:
+        cancelled = unsettled
+    elif state.status is Status.FAILED:
+        failed += unsettled
+    return Progress(
+        total=plan.n_items,
+        processed=state.settled,
+        completed=state.settled - prefix.failed - prefix.skipped,
+        failed=failed,
+        skipped=prefix.skipped,
+        cancelled=cancelled,
+        units=prefix.units,
+    )

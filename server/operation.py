@@ -1,0 +1,214 @@
+"""Each operation of a contract, compiled at start-up: how to read and check its request
+and how to check and write its responses. Nothing here compiles a schema per request."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import jsonschema_rs
+import orjson
+
+from .validation import ErrorItem, SchemaCompiler, errors
+
+HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+_INTEGER = re.compile(r"[+-]?\d+")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+class RequestInvalid(Exception):
+    """The request does not satisfy the contract; ``items`` are FastAPI error items."""
+
+    def __init__(self, items: list[ErrorItem]) -> None:
+        super().__init__(f"{len(items)} validation error(s)")
+        self.items = items
+
+
+class ResponseInvalid(Exception):
+    """A response the contract does not allow: a bug in pollable, never sent."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    location: str
+    #: The name handlers see: lower case, dashes as underscores (``x_organization_id``).
+    key: str
+    required: bool
+    json_type: str
+    default: Any
+    validator: jsonschema_rs.Validator
+
+    def coerce(self, raw: str) -> tuple[Any, ErrorItem | None]:
+        loc = [self.location, self.name.lower() if self.location == "header" else self.name]
+        match self.json_type:
+            case "integer":
+                if _INTEGER.fullmatch(raw.strip()):
+                    return int(raw), None
+                msg = "Input should be a valid integer, unable to parse string as an integer"
+                return None, {"loc": loc, "msg": msg, "type": "int_parsing"}
+            case "number":
+                try:
+                    return float(raw), None
+                except ValueError:
+                    msg = "Input should be a valid number, unable to parse string as a number"
+                    return None, {"loc": loc, "msg": msg, "type": "float_parsing"}
+            case "boolean":
+                if raw.lower() in _TRUE | _FALSE:
+                    return raw.lower() in _TRUE, None
+                msg = "Input should be a valid boolean, unable to interpret input"
+                return None, {"loc": loc, "msg": msg, "type": "bool_parsing"}
+        return raw, None
+
+
+@dataclass(frozen=True)
+class Operation:
+    operation_id: str
+    method: str
+    path: str
+    params: tuple[Param, ...]
+    body: jsonschema_rs.Validator | None
+    body_required: bool
+    #: Declared status codes, each with its JSON body validator (None: no JSON body).
+    responses: Mapping[int, jsonschema_rs.Validator | None]
+    #: Whether a security requirement applies (so a 401 is possible).
+    secured: bool
+
+    # -- requests ---------------------------------------------------------------------
+
+    def read_params(
+        self, path_params: Mapping[str, Any], query_string: bytes, headers: list[tuple[bytes, bytes]]
+    ) -> dict[str, Any]:
+        """Parameters by key, coerced, defaulted and validated; raises ``RequestInvalid``."""
+        query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
+        header_map = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
+        found: dict[str, Any] = {}
+        problems: list[ErrorItem] = []
+        for param in self.params:
+            if param.location == "path":
+                raw = path_params.get(param.name)
+            elif param.location == "query":
+                raw = query.get(param.name)
+            else:
+                raw = header_map.get(param.name.lower())
+            if raw is None:
+                if param.required:
+                    loc = [param.location, param.name.lower() if param.location == "header" else param.name]
+                    problems.append({"loc": loc, "msg": "Field required", "type": "missing"})
+                found[param.key] = param.default
+                continue
+            value, problem = param.coerce(str(raw))
+            if problem is not None:
+                problems.append(problem)
+                continue
+            shown = param.name.lower() if param.location == "header" else param.name
+            bad = errors(param.validator, value, (param.location, shown))
+            if bad:
+                problems.extend(bad)
+                continue
+            found[param.key] = value
+        if problems:
+            raise RequestInvalid(problems)
+        return found
+
+    def read_body(self, raw: bytes, content_type: str | None) -> Any:
+        """The JSON body, validated; raises ``RequestInvalid`` the way FastAPI would."""
+        if self.body is None:
+            return None
+        if not raw:
+            if self.body_required:
+                raise RequestInvalid([{"loc": ["body"], "msg": "Field required", "type": "missing"}])
+            return None
+        if content_type is not None and not _is_json(content_type):
+            raise RequestInvalid([{
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "type": "model_attributes_type",
+            }])  # fmt: skip
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise RequestInvalid([{
+                "loc": ["body", exc.pos], "msg": "JSON decode error", "type": "json_invalid",
+                "ctx": {"error": exc.msg},
+            }]) from None  # fmt: skip
+        bad = errors(self.body, value, ("body",))
+        if bad:
+            raise RequestInvalid(bad)
+        return value
+
+    # -- responses --------------------------------------------------------------------
+
+    def check_response(self, status: int, body: Any) -> None:
+        if status not in self.responses:
+            raise ResponseInvalid(f"{self.operation_id}: status {status} is not declared")
+        validator = self.responses[status]
+        if validator is not None and not validator.is_valid(body):
+            found = errors(validator, body, ())
+            raise ResponseInvalid(f"{self.operation_id}: {status} body breaks the contract: {found}")
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def _resolve(document: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[str, Any]:
+    while "$ref" in node:
+        target: Any = document
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def _json_type(document: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
+    schema = _resolve(document, schema)
+    kind = schema.get("type", "string")
+    return kind if isinstance(kind, str) else next(t for t in kind if t != "null")
+
+
+def compile_operations(document: Mapping[str, Any]) -> Iterator[Operation]:
+    compiler = SchemaCompiler(document)
+    for path, item in document.get("paths", {}).items():
+        shared = [_resolve(document, p) for p in item.get("parameters", [])]
+        for method in HTTP_METHODS:
+            if method not in item:
+                continue
+            op = item[method]
+            declared = {(p["name"], p["in"]): p for p in shared}
+            declared.update({(p["name"], p["in"]): p for p in map(lambda p: _resolve(document, p), op.get("parameters", []))})
+            params = tuple(
+                Param(
+                    name=p["name"],
+                    location=p["in"],
+                    key=p["name"].lower().replace("-", "_"),
+                    required=bool(p.get("required", p["in"] == "path")),
+                    json_type=_json_type(document, p.get("schema", {})),
+                    default=_resolve(document, p.get("schema", {})).get("default"),
+                    validator=compiler.compile(p.get("schema", {})),
+                )
+                for p in declared.values()
+                if p["in"] in ("path", "query", "header")
+            )
+            body_spec = _resolve(document, op.get("requestBody", {}))
+            body_schema = body_spec.get("content", {}).get("application/json", {}).get("schema")
+            responses: dict[int, jsonschema_rs.Validator | None] = {}
+            for status, response in op.get("responses", {}).items():
+                response = _resolve(document, response)
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                responses[int(status)] = None if schema is None else compiler.compile(schema)
+            yield Operation(
+                operation_id=op["operationId"],
+                method=method.upper(),
+                path=path,
+                params=params,
+                body=None if body_schema is None else compiler.compile(body_schema),
+                body_required=bool(body_spec.get("required", False)),
+                responses=responses,
+                secured=any(op.get("security", document.get("security", []))),
+            )

@@ -1,0 +1,95 @@
+"""One typed Settings object, built once from CLI flags and ``POLLABLE_*`` variables.
+
+Nothing else in pollable reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+ENV_PREFIX = "POLLABLE_"
+MiB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting has a value pollable cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``.
+    store: str = "sqlite:///pollable.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    #: Multiplies every duration in a job's plan: 0.01 runs plans 100x faster.
+    time_scale: float = 1.0
+    #: Request bodies above this many bytes are answered 413.
+    max_body_bytes: int = 10 * MiB
+    #: Check every response against the served contract before sending it.
+    validate_responses: bool = True
+    #: Seed of every synthetic choice (listings, failing items, timing jitter).
+    seed: str = "0"
+    #: HS256 secret for JWT access tokens; generated and kept in the store when unset.
+    jwt_secret: str | None = None
+    #: Credit balance of a new tenant, and what a credit costs.
+    tenant_credits: float = 1_000_000.0
+    credit_rate: float = 0.01
+    currency: str = "USD"
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        if self.time_scale < 0:
+            raise SettingsError("time_scale cannot be negative")
+        if self.max_body_bytes <= 0:
+            raise SettingsError("max_body_bytes must be positive")
+        if self.workers < 1:
+            raise SettingsError("workers must be at least 1")
+        if not 0 < self.port < 65536:
+            raise SettingsError("port must be between 1 and 65535")
+        if not self.store.partition("://")[1]:
+            raise SettingsError(f"store must be a URL like sqlite:///pollable.db, not {self.store!r}")
+
+    @classmethod
+    def build(cls, environ: Mapping[str, str], **flags: Any) -> Settings:
+        """Defaults, overridden by ``POLLABLE_*`` variables, overridden by flags that are set."""
+        values: dict[str, Any] = {}
+        for field in fields(cls):
+            raw = environ.get(ENV_PREFIX + field.name.upper())
+            if raw is not None:
+                values[field.name] = _parse(field.name, raw, field.type)
+        values.update({name: value for name, value in flags.items() if value is not None})
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise SettingsError(str(exc)) from None
+
+    def to_environ(self) -> dict[str, str]:
+        """The settings as ``POLLABLE_*`` variables, for worker processes to rebuild them."""
+        environ = {}
+        for name, value in dataclasses.asdict(self).items():
+            if value is not None:
+                environ[ENV_PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+        return environ
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    kind = str(kind)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+        if kind.startswith("bool"):
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+    except ValueError:
+        raise SettingsError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from None
+    return raw

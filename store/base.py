@@ -1,0 +1,199 @@
+"""The one store interface every backend implements, and the records it trades in.
+
+Tenancy is in every key: every job method takes the tenant id, and a job of another
+tenant is ``NotFound``, exactly like a job that does not exist.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lifecycle.engine import outcome
+from lifecycle.errors import Conflict
+from lifecycle.model import Event, Item, Plan, Status, Tally
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    name: str
+    organization_id: str
+    #: Credit balance after every reservation so far.
+    credits: float
+    default_scenario: str | None = None
+
+
+@dataclass(frozen=True)
+class Idempotency:
+    """An ``Idempotency-Key`` and a fingerprint of the request body it was first used with."""
+
+    key: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class NewJob:
+    api: str
+    kind: str
+    plan: Plan
+    items: Sequence[Item]
+    collection: str | None = None
+    #: Contract-specific facts about the request (space id, processing type, ...), JSON-ready.
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    #: Credits reserved from the tenant's balance when the job is created.
+    credits: float = 0.0
+    idempotency: Idempotency | None = None
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    tenant_id: str
+    api: str
+    kind: str
+    collection: str | None
+    attrs: Mapping[str, Any]
+    plan: Plan
+    events: tuple[Event, ...]
+    #: Item ``i`` has the integer id ``serial_base + i + 1`` (unique within the tenant).
+    serial_base: int
+    #: The tenant's credit balance right after this job's reservation.
+    credits_remaining: float
+
+    @property
+    def job_id(self) -> str:
+        return self.plan.job_id
+
+    def serial(self, ordinal: int) -> int:
+        return self.serial_base + ordinal + 1
+
+
+@dataclass(frozen=True)
+class JobPage:
+    jobs: list[JobRecord]
+    total: int
+
+
+class IdempotencyMismatch(Conflict):
+    """The idempotency key was used before with a different request body."""
+
+
+def milestones(plan: Plan, events: Sequence[Event] = ()) -> tuple[float, float, Status]:
+    """What a backend keeps in columns so it can filter jobs by status: start, end, outcome."""
+    end, final = outcome(plan, events)
+    return plan.created_at + plan.timing.queue, end, final
+
+
+#: The SQL twin of ``lifecycle.engine.state_at(...).status`` over the milestone columns.
+#: The shared store suite checks the two agree.
+STATUS_SQL = (
+    "CASE WHEN :now >= ends_at THEN final_status "
+    "WHEN :now < started_at THEN 'pending' ELSE 'running' END"
+)
+
+
+class Store(abc.ABC):
+    """Persistence for tenants, keys and jobs. Reading never writes."""
+
+    async def open(self) -> None:
+        """Connect and create the schema if needed. Idempotent."""
+
+    async def close(self) -> None:
+        """Release connections. The store may be opened again."""
+
+    # -- tenants and keys -------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_tenant(
+        self,
+        name: str,
+        *,
+        organization_id: str,
+        credits: float,
+        default_scenario: str | None = None,
+    ) -> Tenant:
+        """Create a tenant. Raises ``Conflict`` if the name is taken."""
+
+    @abc.abstractmethod
+    async def find_tenant(self, name: str) -> Tenant | None:
+        """The tenant called ``name``, or None."""
+
+    @abc.abstractmethod
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        """The tenant with this id. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def count_tenants(self) -> int: ...
+
+    @abc.abstractmethod
+    async def set_default_scenario(self, tenant_id: str, scenario: str | None) -> Tenant:
+        """Set (or clear) the scenario the tenant's jobs use by default. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
+        """Store an API key by its hash (never the key). ``label`` is a safe-to-show prefix."""
+
+    @abc.abstractmethod
+    async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
+        """The tenant owning a key of ``api`` with this hash, or None."""
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
+        """Store a job with its items and reserve its credits, atomically.
+
+        Returns the record and True. With an idempotency key already used with the same
+        fingerprint, stores nothing and returns the earlier job and False; with a different
+        fingerprint raises ``IdempotencyMismatch``.
+        """
+
+    @abc.abstractmethod
+    async def get_job(self, tenant_id: str, job_id: str) -> JobRecord:
+        """The job with its events. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def items(
+        self, tenant_id: str, job_id: str, *, after: int = -1, limit: int
+    ) -> list[Item]:
+        """Up to ``limit`` items with ordinal greater than ``after``, in ordinal order."""
+
+    @abc.abstractmethod
+    async def tally(self, tenant_id: str, job_id: str, k: int) -> Tally:
+        """Counts over the job's first ``k`` items, at the cost of one read."""
+
+    @abc.abstractmethod
+    async def append_event(
+        self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
+    ) -> JobRecord:
+        """Append an event and return credits to the tenant, atomically. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        api: str,
+        now: float,
+        status: Status | None = None,
+        collection: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> JobPage:
+        """The tenant's jobs of ``api``, newest first, with the status they have at ``now``."""
+
+    @abc.abstractmethod
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str]
+    ) -> set[str]:
+        """Which ``keys`` earlier jobs into ``collection`` completed, or will complete."""
+
+    @abc.abstractmethod
+    async def next_sequence(self, tenant_id: str, name: str) -> int:
+        """Increment and return the tenant's counter ``name`` (starting at 1)."""
+
+    @abc.abstractmethod
+    async def meta(self, name: str, default: str) -> str:
+        """A server-wide value; stores ``default`` the first time it is asked for."""

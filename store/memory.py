@@ -1,0 +1,226 @@
+"""``memory://``: everything in dictionaries, gone when the process ends. For tests and demos."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from lifecycle.errors import Conflict, NotFound
+from lifecycle.model import Event, Item, Outcome, Status, Tally
+
+from .base import (
+    IdempotencyMismatch,
+    JobPage,
+    JobRecord,
+    NewJob,
+    Store,
+    Tenant,
+    milestones,
+)
+
+
+@dataclass
+class _Job:
+    record: JobRecord
+    items: Sequence[Item]
+    #: prefix[k] tallies the first k items.
+    prefix: list[Tally]
+    started_at: float
+    ends_at: float
+    final: Status
+    seq: int
+
+
+@dataclass
+class _State:
+    tenants: dict[str, Tenant] = field(default_factory=dict)
+    keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], _Job] = field(default_factory=dict)
+    idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    sequences: dict[tuple[str, str], int] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=dict)
+
+
+def _prefix_tallies(items: Sequence[Item]) -> list[Tally]:
+    prefix = [Tally()]
+    for item in items:
+        last = prefix[-1]
+        prefix.append(
+            Tally(
+                last.failed + (item.outcome is Outcome.FAILED),
+                last.skipped + (item.outcome is Outcome.SKIPPED),
+                last.units + (item.units if item.outcome is Outcome.COMPLETED else 0),
+            )
+        )
+    return prefix
+
+
+class MemoryStore(Store):
+    def __init__(self) -> None:
+        self._s = _State()
+        self._seq = itertools.count()
+
+    async def create_tenant(
+        self,
+        name: str,
+        *,
+        organization_id: str,
+        credits: float,
+        default_scenario: str | None = None,
+    ) -> Tenant:
+        if await self.find_tenant(name) is not None:
+            raise Conflict(f"tenant {name!r} already exists")
+        tenant = Tenant(str(uuid.uuid4()), name, organization_id, credits, default_scenario)
+        self._s.tenants[tenant.id] = tenant
+        return tenant
+
+    async def find_tenant(self, name: str) -> Tenant | None:
+        return next((t for t in self._s.tenants.values() if t.name == name), None)
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        try:
+            return self._s.tenants[tenant_id]
+        except KeyError:
+            raise NotFound("tenant not found") from None
+
+    async def count_tenants(self) -> int:
+        return len(self._s.tenants)
+
+    async def set_default_scenario(self, tenant_id: str, scenario: str | None) -> Tenant:
+        tenant = replace(await self.get_tenant(tenant_id), default_scenario=scenario)
+        self._s.tenants[tenant_id] = tenant
+        return tenant
+
+    async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
+        await self.get_tenant(tenant_id)
+        self._s.keys[(api, key_hash)] = tenant_id
+
+    async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
+        tenant_id = self._s.keys.get((api, key_hash))
+        return None if tenant_id is None else self._s.tenants[tenant_id]
+
+    async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
+        tenant = await self.get_tenant(tenant_id)
+        if job.idempotency is not None:
+            seen = self._s.idempotency.get((tenant_id, job.idempotency.key))
+            if seen is not None:
+                fingerprint, job_id = seen
+                if fingerprint != job.idempotency.fingerprint:
+                    raise IdempotencyMismatch("idempotency key reused with a different body")
+                return await self.get_job(tenant_id, job_id), False
+        job_key = (tenant_id, job.plan.job_id)
+        if job_key in self._s.jobs:
+            raise Conflict("job id already exists")
+        remaining = tenant.credits - job.credits
+        self._s.tenants[tenant_id] = replace(tenant, credits=remaining)
+        serial_base = self._s.sequences.get((tenant_id, "item"), 0)
+        self._s.sequences[(tenant_id, "item")] = serial_base + len(job.items)
+        record = JobRecord(
+            tenant_id=tenant_id,
+            api=job.api,
+            kind=job.kind,
+            collection=job.collection,
+            attrs=dict(job.attrs),
+            plan=job.plan,
+            events=(),
+            serial_base=serial_base,
+            credits_remaining=remaining,
+        )
+        started_at, ends_at, final = milestones(job.plan)
+        self._s.jobs[job_key] = _Job(
+            record, tuple(job.items), _prefix_tallies(job.items), started_at, ends_at, final,
+            next(self._seq),
+        )  # fmt: skip
+        if job.idempotency is not None:
+            self._s.idempotency[(tenant_id, job.idempotency.key)] = (
+                job.idempotency.fingerprint,
+                job.plan.job_id,
+            )
+        return record, True
+
+    def _job(self, tenant_id: str, job_id: str) -> _Job:
+        try:
+            return self._s.jobs[(tenant_id, job_id)]
+        except KeyError:
+            raise NotFound("job not found") from None
+
+    async def get_job(self, tenant_id: str, job_id: str) -> JobRecord:
+        return self._job(tenant_id, job_id).record
+
+    async def items(
+        self, tenant_id: str, job_id: str, *, after: int = -1, limit: int
+    ) -> list[Item]:
+        # Ordinals are 0..n-1 in order, so the item after ``after`` sits at ``after + 1``.
+        items = self._job(tenant_id, job_id).items
+        start = max(0, after + 1)
+        return list(items[start : start + limit])
+
+    async def tally(self, tenant_id: str, job_id: str, k: int) -> Tally:
+        prefix = self._job(tenant_id, job_id).prefix
+        return prefix[max(0, min(k, len(prefix) - 1))]
+
+    async def append_event(
+        self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
+    ) -> JobRecord:
+        stored = self._job(tenant_id, job_id)
+        stored.record = replace(stored.record, events=(*stored.record.events, event))
+        stored.started_at, stored.ends_at, stored.final = milestones(
+            stored.record.plan, stored.record.events
+        )
+        if refund:
+            tenant = self._s.tenants[tenant_id]
+            self._s.tenants[tenant_id] = replace(tenant, credits=tenant.credits + refund)
+        return stored.record
+
+    async def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        api: str,
+        now: float,
+        status: Status | None = None,
+        collection: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> JobPage:
+        def status_at(job: _Job) -> Status:
+            if now >= job.ends_at:
+                return job.final
+            return Status.PENDING if now < job.started_at else Status.RUNNING
+
+        matching = [
+            job
+            for (owner, _), job in self._s.jobs.items()
+            if owner == tenant_id
+            and job.record.api == api
+            and (collection is None or job.record.collection == collection)
+            and (status is None or status_at(job) is status)
+        ]
+        matching.sort(key=lambda job: (job.record.plan.created_at, job.seq), reverse=True)
+        page = [job.record for job in matching[offset : offset + limit]]
+        return JobPage(page, len(matching))
+
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str]
+    ) -> set[str]:
+        wanted = set(keys)
+        found: set[str] = set()
+        for (owner, _), job in self._s.jobs.items():
+            if owner != tenant_id or job.record.collection != collection:
+                continue
+            if job.final in (Status.FAILED, Status.CANCELLED):
+                continue
+            found.update(
+                i.key for i in job.items if i.outcome is Outcome.COMPLETED and i.key in wanted
+            )
+        return found
+
+    async def next_sequence(self, tenant_id: str, name: str) -> int:
+        value = self._s.sequences.get((tenant_id, f"seq:{name}"), 0) + 1
+        self._s.sequences[(tenant_id, f"seq:{name}")] = value
+        return value
+
+    async def meta(self, name: str, default: str) -> str:
+        return self._s.meta.setdefault(name, default)

@@ -1,0 +1,407 @@
+"""``sqlite:///path.db``: the embedded store. WAL mode, a busy timeout and full sync, so
+several processes can share one file and an acknowledged write survives a crash.
+
+The schema is created with sqlite-utils when the store opens; the hot paths are plain
+SQL on indexed keys: a job is one primary-key read, a page of items is a range scan on
+``(tenant_id, job_id, ordinal)``, and counts over any prefix of items are one row read
+thanks to the running totals stored on each item.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlite_utils
+
+from lifecycle.codec import event_to_data, plan_from_data, plan_to_data
+from lifecycle.errors import Conflict, NotFound
+from lifecycle.model import Event, Item, Outcome, Stage, Status, Tally
+from lifecycle.codec import event_from_data
+
+from .base import (
+    STATUS_SQL,
+    IdempotencyMismatch,
+    JobPage,
+    JobRecord,
+    NewJob,
+    Store,
+    Tenant,
+    milestones,
+)
+
+BUSY_TIMEOUT_MS = 10_000
+_CHUNK = 500
+
+_JOB_COLUMNS = "tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits_remaining"
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._conn: sqlite3.Connection | None = None
+
+    # -- connection and schema ----------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        self._conn = conn
+        with self._write():
+            self._create_schema(sqlite_utils.Database(conn))
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @staticmethod
+    def _create_schema(db: sqlite_utils.Database) -> None:
+        db["tenants"].create(
+            {"id": str, "name": str, "organization_id": str, "credits": float,
+             "default_scenario": str},
+            pk="id", not_null={"name", "organization_id", "credits"}, if_not_exists=True,
+        )  # fmt: skip
+        db["tenants"].create_index(["name"], unique=True, if_not_exists=True)
+        db["api_keys"].create(
+            {"api": str, "key_hash": str, "tenant_id": str, "label": str},
+            pk=("api", "key_hash"), not_null={"tenant_id"},
+            foreign_keys=[("tenant_id", "tenants", "id")], if_not_exists=True,
+        )  # fmt: skip
+        db["jobs"].create(
+            {"tenant_id": str, "job_id": str, "api": str, "kind": str, "collection": str,
+             "attrs": str, "plan": str, "events": str, "serial_base": int,
+             "credits_remaining": float, "created_at": float, "started_at": float,
+             "ends_at": float, "final_status": str},
+            pk=("tenant_id", "job_id"),
+            not_null={"api", "kind", "plan", "events", "serial_base", "created_at"},
+            foreign_keys=[("tenant_id", "tenants", "id")], if_not_exists=True,
+        )  # fmt: skip
+        db["jobs"].create_index(["tenant_id", "api", "created_at"], if_not_exists=True)
+        db["jobs"].create_index(["tenant_id", "collection"], if_not_exists=True)
+        db["items"].create(
+            {"tenant_id": str, "job_id": str, "ordinal": int, "key": str, "outcome": str,
+             "units": int, "fail_stage": str, "error_code": str, "error_message": str,
+             "extra": str, "cum_failed": int, "cum_skipped": int, "cum_units": int},
+            pk=("tenant_id", "job_id", "ordinal"), not_null={"key", "outcome", "units"},
+            if_not_exists=True,
+        )  # fmt: skip
+        db["items"].create_index(["tenant_id", "key"], if_not_exists=True)
+        db["idempotency"].create(
+            {"tenant_id": str, "key": str, "fingerprint": str, "job_id": str},
+            pk=("tenant_id", "key"), if_not_exists=True,
+        )  # fmt: skip
+        db["sequences"].create(
+            {"tenant_id": str, "name": str, "value": int},
+            pk=("tenant_id", "name"), if_not_exists=True,
+        )  # fmt: skip
+        db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the store is not open")
+        return self._conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, taking the write lock up front (no upgrade deadlocks)."""
+        conn = self._db
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- tenants and keys -------------------------------------------------------------
+
+    @staticmethod
+    def _tenant(row: tuple[Any, ...]) -> Tenant:
+        return Tenant(row[0], row[1], row[2], row[3], row[4])
+
+    _TENANT = "SELECT id, name, organization_id, credits, default_scenario FROM tenants"
+
+    async def create_tenant(
+        self,
+        name: str,
+        *,
+        organization_id: str,
+        credits: float,
+        default_scenario: str | None = None,
+    ) -> Tenant:
+        tenant = Tenant(str(uuid.uuid4()), name, organization_id, credits, default_scenario)
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO tenants VALUES (?, ?, ?, ?, ?)",
+                    (tenant.id, name, organization_id, credits, default_scenario),
+                )
+        except sqlite3.IntegrityError:
+            raise Conflict(f"tenant {name!r} already exists") from None
+        return tenant
+
+    async def find_tenant(self, name: str) -> Tenant | None:
+        row = self._db.execute(f"{self._TENANT} WHERE name = ?", (name,)).fetchone()
+        return None if row is None else self._tenant(row)
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        row = self._db.execute(f"{self._TENANT} WHERE id = ?", (tenant_id,)).fetchone()
+        if row is None:
+            raise NotFound("tenant not found")
+        return self._tenant(row)
+
+    async def count_tenants(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM tenants").fetchone()[0])
+
+    async def set_default_scenario(self, tenant_id: str, scenario: str | None) -> Tenant:
+        with self._write() as db:
+            db.execute(
+                "UPDATE tenants SET default_scenario = ? WHERE id = ?", (scenario, tenant_id)
+            )
+        return await self.get_tenant(tenant_id)
+
+    async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
+        try:
+            with self._write() as db:
+                db.execute(
+                    "INSERT INTO api_keys VALUES (?, ?, ?, ?)", (api, key_hash, tenant_id, label)
+                )
+        except sqlite3.IntegrityError:
+            raise NotFound("tenant not found") from None
+
+    async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
+        row = self._db.execute(
+            "SELECT t.id, t.name, t.organization_id, t.credits, t.default_scenario "
+            "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
+            "WHERE k.api = ? AND k.key_hash = ?",
+            (api, key_hash),
+        ).fetchone()
+        return None if row is None else self._tenant(row)
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _record(row: tuple[Any, ...]) -> JobRecord:
+        tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits = row
+        return JobRecord(
+            tenant_id=tenant_id,
+            api=api,
+            kind=kind,
+            collection=collection,
+            attrs=orjson.loads(attrs),
+            plan=plan_from_data(orjson.loads(plan)),
+            events=tuple(event_from_data(e) for e in orjson.loads(events)),
+            serial_base=serial_base,
+            credits_remaining=credits,
+        )
+
+    async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
+        plan = job.plan
+        with self._write() as db:
+            if job.idempotency is not None:
+                seen = db.execute(
+                    "SELECT fingerprint, job_id FROM idempotency WHERE tenant_id = ? AND key = ?",
+                    (tenant_id, job.idempotency.key),
+                ).fetchone()
+                if seen is not None:
+                    if seen[0] != job.idempotency.fingerprint:
+                        raise IdempotencyMismatch("idempotency key reused with a different body")
+                    return self._get_job(tenant_id, seen[1]), False
+                db.execute(
+                    "INSERT INTO idempotency VALUES (?, ?, ?, ?)",
+                    (tenant_id, job.idempotency.key, job.idempotency.fingerprint, plan.job_id),
+                )
+            row = db.execute(
+                "UPDATE tenants SET credits = credits - ? WHERE id = ? RETURNING credits",
+                (job.credits, tenant_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound("tenant not found")
+            remaining = row[0]
+            serial_base = self._advance(db, tenant_id, "item", len(job.items)) - len(job.items)
+            started_at, ends_at, final = milestones(plan)
+            try:
+                db.execute(
+                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?)",
+                    (tenant_id, plan.job_id, job.api, job.kind, job.collection,
+                     _dumps(dict(job.attrs)), _dumps(plan_to_data(plan)), serial_base,
+                     remaining, plan.created_at, started_at, ends_at, final.value),
+                )  # fmt: skip
+            except sqlite3.IntegrityError:
+                raise Conflict("job id already exists") from None
+            db.executemany(
+                "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._item_rows(tenant_id, plan.job_id, job.items),
+            )
+        record = JobRecord(
+            tenant_id, job.api, job.kind, job.collection, dict(job.attrs), plan, (),
+            serial_base, remaining,
+        )  # fmt: skip
+        return record, True
+
+    @staticmethod
+    def _item_rows(
+        tenant_id: str, job_id: str, items: Sequence[Item]
+    ) -> Iterator[tuple[Any, ...]]:
+        failed = skipped = units = 0
+        for item in items:
+            if item.outcome is Outcome.FAILED:
+                failed += 1
+            elif item.outcome is Outcome.SKIPPED:
+                skipped += 1
+            else:
+                units += item.units
+            yield (
+                tenant_id, job_id, item.ordinal, item.key, item.outcome.value, item.units,
+                item.fail_stage.value if item.fail_stage else None, item.error_code,
+                item.error_message, _dumps(dict(item.extra)) if item.extra else None,
+                failed, skipped, units,
+            )  # fmt: skip
+
+    def _get_job(self, tenant_id: str, job_id: str) -> JobRecord:
+        row = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant_id = ? AND job_id = ?",
+            (tenant_id, job_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("job not found")
+        return self._record(row)
+
+    async def get_job(self, tenant_id: str, job_id: str) -> JobRecord:
+        return self._get_job(tenant_id, job_id)
+
+    async def items(
+        self, tenant_id: str, job_id: str, *, after: int = -1, limit: int
+    ) -> list[Item]:
+        rows = self._db.execute(
+            "SELECT ordinal, key, outcome, units, fail_stage, error_code, error_message, extra "
+            "FROM items WHERE tenant_id = ? AND job_id = ? AND ordinal > ? "
+            "ORDER BY ordinal LIMIT ?",
+            (tenant_id, job_id, after, limit),
+        ).fetchall()
+        return [
+            Item(
+                ordinal, key, Outcome(outcome), units, Stage(stage) if stage else None,
+                code, message, orjson.loads(extra) if extra else {},
+            )  # fmt: skip
+            for ordinal, key, outcome, units, stage, code, message, extra in rows
+        ]
+
+    async def tally(self, tenant_id: str, job_id: str, k: int) -> Tally:
+        if k <= 0:
+            return Tally()
+        row = self._db.execute(
+            "SELECT cum_failed, cum_skipped, cum_units FROM items "
+            "WHERE tenant_id = ? AND job_id = ? AND ordinal = ?",
+            (tenant_id, job_id, k - 1),
+        ).fetchone()
+        if row is None:
+            raise NotFound("no such item")
+        return Tally(*row)
+
+    async def append_event(
+        self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
+    ) -> JobRecord:
+        with self._write() as db:
+            row = db.execute(
+                "UPDATE jobs SET events = json_insert(events, '$[#]', json(?)) "
+                f"WHERE tenant_id = ? AND job_id = ? RETURNING {_JOB_COLUMNS}",
+                (_dumps(event_to_data(event)), tenant_id, job_id),
+            ).fetchone()
+            if row is None:
+                raise NotFound("job not found")
+            record = self._record(row)
+            started_at, ends_at, final = milestones(record.plan, record.events)
+            db.execute(
+                "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
+                "WHERE tenant_id = ? AND job_id = ?",
+                (started_at, ends_at, final.value, tenant_id, job_id),
+            )
+            if refund:
+                db.execute(
+                    "UPDATE tenants SET credits = credits + ? WHERE id = ?", (refund, tenant_id)
+                )
+        return record
+
+    async def list_jobs(
+        self,
+        tenant_id: str,
+        *,
+        api: str,
+        now: float,
+        status: Status | None = None,
+        collection: str | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> JobPage:
+        where = "tenant_id = :tenant AND api = :api"
+        params: dict[str, Any] = {"tenant": tenant_id, "api": api, "now": now}
+        if collection is not None:
+            where += " AND collection = :collection"
+            params["collection"] = collection
+        if status is not None:
+            where += f" AND ({STATUS_SQL}) = :status"
+            params["status"] = status.value
+        total = self._db.execute(f"SELECT count(*) FROM jobs WHERE {where}", params).fetchone()[0]
+        rows = self._db.execute(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} "
+            "ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset",
+            {**params, "limit": limit, "offset": offset},
+        ).fetchall()
+        return JobPage([self._record(row) for row in rows], int(total))
+
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str]
+    ) -> set[str]:
+        found: set[str] = set()
+        for start in range(0, len(keys), _CHUNK):
+            chunk = list(keys[start : start + _CHUNK])
+            marks = ", ".join("?" * len(chunk))
+            rows = self._db.execute(
+                "SELECT DISTINCT i.key FROM items i JOIN jobs j "
+                "ON j.tenant_id = i.tenant_id AND j.job_id = i.job_id "
+                f"WHERE i.tenant_id = ? AND i.key IN ({marks}) AND i.outcome = 'completed' "
+                "AND j.collection = ? AND j.final_status NOT IN ('failed', 'cancelled')",
+                (tenant_id, *chunk, collection),
+            )
+            found.update(row[0] for row in rows)
+        return found
+
+    @staticmethod
+    def _advance(db: sqlite3.Connection, tenant_id: str, name: str, by: int) -> int:
+        row = db.execute(
+            "INSERT INTO sequences VALUES (?, ?, ?) "
+            "ON CONFLICT (tenant_id, name) DO UPDATE SET value = value + excluded.value "
+            "RETURNING value",
+            (tenant_id, name, by),
+        ).fetchone()
+        return int(row[0])
+
+    async def next_sequence(self, tenant_id: str, name: str) -> int:
+        with self._write() as db:
+            return self._advance(db, tenant_id, f"seq:{name}", 1)
+
+    async def meta(self, name: str, default: str) -> str:
+        with self._write() as db:
+            db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, default))
+            return str(db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0])
