@@ -32,7 +32,9 @@ def preferred_scenario(prefer: str | None) -> str | None:
     return None
 
 
-def choose_scenario(call: Call, texts: Iterable[str], tenant_default: str | None) -> tuple[Scenario, dict[str, str]]:
+def choose_scenario(
+    call: Call, texts: Iterable[str], tenant_default: str | None
+) -> tuple[Scenario, dict[str, str]]:
     """The job's scenario and the response headers announcing an applied preference."""
     preferred = preferred_scenario(call.params.get("prefer"))
     if preferred is not None and preferred not in scenarios.CATALOGUE:

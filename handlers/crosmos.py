@@ -34,9 +34,15 @@ async def get_job(call: Call) -> Reply:
 def _work(source_id: str, text: str, content_type: str = "text") -> Work:
     extra = content.memory_yield(text)
     if content_type not in content.PROCESSABLE_CONTENT_TYPES:
-        return Work(source_id, extra["tokens"], Outcome.FAILED, Stage.EXTRACTING,
-                    "unsupported_content_type",
-                    f"content_type '{content_type}' is not processable yet", extra)  # fmt: skip
+        return Work(
+            source_id,
+            extra["tokens"],
+            Outcome.FAILED,
+            Stage.EXTRACTING,
+            "unsupported_content_type",
+            f"content_type '{content_type}' is not processable yet",
+            extra,
+        )
     return Work(source_id, extra["tokens"], extra=extra)
 
 
@@ -54,7 +60,9 @@ async def _create(
         seed=plan_seed(call, call.body, scenario),
         time_scale=call.services.settings.time_scale,
     )
-    await store.create_job(tenant.id, NewJob(api=API, kind=kind, plan=plan, items=items, attrs=attrs))
+    await store.create_job(
+        tenant.id, NewJob(api=API, kind=kind, plan=plan, items=items, attrs=attrs)
+    )
     return plan.job_id, headers
 
 
@@ -87,6 +95,13 @@ async def ingest_conversation(call: Call) -> Reply:
         "messages": len(messages),
     }
     texts = [m["content"] for m in messages]
-    job_id, headers = await _create(call, "conversation", [_work(source_id, transcript)], texts, attrs)
-    body = {"job_id": job_id, "source_id": source_id, "source_ids": [source_id], "status": "pending"}
+    job_id, headers = await _create(
+        call, "conversation", [_work(source_id, transcript)], texts, attrs
+    )
+    body = {
+        "job_id": job_id,
+        "source_id": source_id,
+        "source_ids": [source_id],
+        "status": "pending",
+    }
     return Reply(202, body, headers)

@@ -28,7 +28,9 @@ def job(record: JobRecord, state: JobState, items: Sequence[Item] | None) -> dic
         "job_id": plan.job_id,
         "status": STATUS[state.status],
         "source_ids": [record.serial(i) for i in range(plan.n_items)],
-        "result": result(record, state, items) if state.status.terminal and items is not None else None,
+        "result": result(record, state, items)
+        if state.status.terminal and items is not None
+        else None,
         "error_message": state.error_message,
         "created_at": iso(plan.created_at),
         "started_at": iso(state.started_at),

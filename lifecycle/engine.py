@@ -149,10 +149,7 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
     stopped = final in (Status.CANCELLED, Status.FAILED)
     cancel = _first_cancel(plan, events) if final is Status.CANCELLED else None
 
-    if not terminal:
-        status = Status.PENDING if now < start else Status.RUNNING
-    else:
-        status = final
+    status = (Status.PENDING if now < start else Status.RUNNING) if not terminal else final
 
     if status is Status.PENDING or (status is Status.CANCELLED and as_of < start):
         stage = None

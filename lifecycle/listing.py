@@ -32,9 +32,23 @@ _TYPES: tuple[tuple[str, int, int, int], ...] = (
 _SUPPORTED = {ext for ext, _, _, high in _TYPES if high}
 _FOLDERS = ("finance", "legal", "engineering", "people", "sales", "research", "ops", "marketing")
 _WORDS = (
-    "report", "invoice", "contract", "summary", "minutes", "design", "policy", "handbook",
-    "roadmap", "budget", "proposal", "memo", "notes", "spec", "faq", "review",
-)  # fmt: skip
+    "report",
+    "invoice",
+    "contract",
+    "summary",
+    "minutes",
+    "design",
+    "policy",
+    "handbook",
+    "roadmap",
+    "budget",
+    "proposal",
+    "memo",
+    "notes",
+    "spec",
+    "faq",
+    "review",
+)
 
 #: Listing size when the request sets no ``max_files``.
 NATURAL_SIZE = (5, 250)
@@ -105,13 +119,31 @@ def work_for(entry: FileEntry, already_indexed: bool) -> Work:
     """The work item for one file, with the outcomes the file itself decides."""
     name = entry.uri.rsplit("/", 1)[-1]
     if already_indexed:
-        return Work(entry.uri, entry.pages, Outcome.SKIPPED, None, "already_indexed",
-                    "Skipped: the file is already indexed in this collection")  # fmt: skip
+        return Work(
+            entry.uri,
+            entry.pages,
+            Outcome.SKIPPED,
+            None,
+            "already_indexed",
+            "Skipped: the file is already indexed in this collection",
+        )
     ext = extension(entry.uri)
     if ext and ext not in _SUPPORTED:
-        return Work(entry.uri, 0, Outcome.SKIPPED, None, "unsupported_file_type",
-                    f"Skipped: .{ext} files are not supported")  # fmt: skip
+        return Work(
+            entry.uri,
+            0,
+            Outcome.SKIPPED,
+            None,
+            "unsupported_file_type",
+            f"Skipped: .{ext} files are not supported",
+        )
     if CORRUPT_MARKER in name.lower():
-        return Work(entry.uri, entry.pages, Outcome.FAILED, Stage.EXTRACTING, "file_corrupt",
-                    "The file is corrupt and could not be parsed")  # fmt: skip
+        return Work(
+            entry.uri,
+            entry.pages,
+            Outcome.FAILED,
+            Stage.EXTRACTING,
+            "file_corrupt",
+            "The file is corrupt and could not be parsed",
+        )
     return Work(entry.uri, entry.pages)

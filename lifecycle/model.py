@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -24,7 +24,7 @@ class Status(str, enum.Enum):
         return self not in (Status.PENDING, Status.RUNNING)
 
 
-class Stage(str, enum.Enum):
+class Stage(enum.StrEnum):
     SCANNING = "scanning"
     EXTRACTING = "extracting"
     CHUNKING = "chunking"
@@ -38,7 +38,7 @@ ITEM_STAGES: tuple[Stage, ...] = (Stage.EXTRACTING, Stage.CHUNKING, Stage.TAGGIN
 STAGES: tuple[Stage, ...] = (Stage.SCANNING, *ITEM_STAGES, Stage.FINALIZING)
 
 
-class ItemStatus(str, enum.Enum):
+class ItemStatus(enum.StrEnum):
     QUEUED = "queued"
     PROCESSING = "processing"
     COMPLETED = "completed"
@@ -47,7 +47,7 @@ class ItemStatus(str, enum.Enum):
     CANCELLED = "cancelled"
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """What an item's processing will end in, decided when the job is planned."""
 
     COMPLETED = "completed"
@@ -133,7 +133,7 @@ class Plan:
     cancel_after: float | None = None
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     CANCEL = "cancel"
 
 

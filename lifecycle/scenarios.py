@@ -35,10 +35,19 @@ class Scenario:
 
 _STAGE_ERRORS: Mapping[Stage, tuple[str, str]] = {
     Stage.SCANNING: ("scanning_failed", "Listing the source failed: the storage service timed out"),
-    Stage.EXTRACTING: ("extraction_failed", "Text extraction failed: the extraction service is unavailable"),
-    Stage.CHUNKING: ("chunking_failed", "Chunking failed: the document structure could not be segmented"),
+    Stage.EXTRACTING: (
+        "extraction_failed",
+        "Text extraction failed: the extraction service is unavailable",
+    ),
+    Stage.CHUNKING: (
+        "chunking_failed",
+        "Chunking failed: the document structure could not be segmented",
+    ),
     Stage.TAGGING: ("tagging_failed", "Tagging failed: the tagging model returned an error"),
-    Stage.EMBEDDING: ("embedding_failed", "Embedding failed: the embedding service rejected the batch"),
+    Stage.EMBEDDING: (
+        "embedding_failed",
+        "Embedding failed: the embedding service rejected the batch",
+    ),
     Stage.FINALIZING: ("finalizing_failed", "Finalizing failed: results could not be recorded"),
 }
 
@@ -124,8 +133,6 @@ def find_marker(texts: Iterable[str]) -> str | None:
     return None
 
 
-def choose(
-    *, preferred: str | None, marker: str | None, tenant_default: str | None
-) -> Scenario:
+def choose(*, preferred: str | None, marker: str | None, tenant_default: str | None) -> Scenario:
     """Pick the scenario: an explicit preference wins, then a content marker, then the tenant."""
     return get(preferred or marker or tenant_default or DEFAULT_SCENARIO)

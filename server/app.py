@@ -85,7 +85,9 @@ def _lifespan(settings: Settings) -> Any:
         store = open_store(settings.store)
         await store.open()
         try:
-            secret = settings.jwt_secret or await store.meta("jwt_secret", secrets.token_urlsafe(32))
+            secret = settings.jwt_secret or await store.meta(
+                "jwt_secret", secrets.token_urlsafe(32)
+            )
             services = Services(settings, store, Authenticator(store, secret), time.time)
             yield {"services": services}
         finally:
@@ -118,7 +120,9 @@ def create_app(settings: Settings) -> ConnexionMiddleware:
         options = app.options.replace(
             resolver=resolver, security_map={"bearer": bearer_handler(served.name)}
         )
-        app.apis.append(API(served.specification(), base_path="", name=served.name, **options.__dict__))
+        app.apis.append(
+            API(served.specification(), base_path="", name=served.name, **options.__dict__)
+        )
     for error in (Exception, HTTPException, ProblemException, Unauthorized, Forbidden):
         app.add_error_handler(error, connexion_error_handler)
     return app

@@ -74,9 +74,11 @@ class Authenticator:
 
     async def authenticate(self, api: str, token: str, organization_id: str | None) -> Principal:
         principal = await self._resolve(api, token)
-        if api == "captain" and organization_id is not None:
-            if organization_id.lower() != principal.organization_id.lower():
-                raise Forbidden("X-Organization-ID does not match the API key's organization")
+        wrong_org = organization_id is not None and (
+            organization_id.lower() != principal.organization_id.lower()
+        )
+        if api == "captain" and wrong_org:
+            raise Forbidden("X-Organization-ID does not match the API key's organization")
         return principal
 
     async def _resolve(self, api: str, token: str) -> Principal:

@@ -10,8 +10,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lifecycle.errors import PollableError
 from handlers.api import Call, Handler, Reply
+from lifecycle.errors import PollableError
 
 from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, reply_for
 from .operation import Operation, RequestInvalid, ResponseInvalid
@@ -77,7 +77,9 @@ class Dispatcher:
         headers = scope["headers"]
         problems = []
         try:
-            params = operation.read_params(scope.get("path_params", {}), scope["query_string"], headers)
+            params = operation.read_params(
+                scope.get("path_params", {}), scope["query_string"], headers
+            )
         except RequestInvalid as exc:
             problems.extend(exc.items)
         body = None

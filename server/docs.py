@@ -27,7 +27,9 @@ def _swagger_page(contract: Contract) -> bytes:
         loader=jinja2.FileSystemLoader(swagger_ui_bundle.swagger_ui_path), autoescape=True
     ).get_template("index.j2")
     html = template.render(openapi_spec_url=contract.openapi_url)
-    return html.replace("<title>Swagger UI</title>", f"<title>{contract.title} - pollable</title>").encode()
+    return html.replace(
+        "<title>Swagger UI</title>", f"<title>{contract.title} - pollable</title>"
+    ).encode()
 
 
 def _routes(contract: Contract) -> list[BaseRoute]:

@@ -38,7 +38,9 @@ def reply_for(exc: BaseException) -> Reply:
         case RequestInvalid():
             return Reply(422, {"detail": exc.items})
         case InvalidInput():
-            return Reply(422, {"detail": [{"loc": list(exc.loc), "msg": exc.message, "type": exc.kind}]})
+            return Reply(
+                422, {"detail": [{"loc": list(exc.loc), "msg": exc.message, "type": exc.kind}]}
+            )
         case NotFound():
             return Reply(404, {"detail": str(exc) or "Not Found"})
         case Unauthorized():
@@ -50,7 +52,7 @@ def reply_for(exc: BaseException) -> Reply:
         case PayloadTooLarge():
             return Reply(413, {"detail": "Request body too large"})
         case HTTPException():
-            detail = exc.detail if exc.status_code not in _REASONS else _REASONS[exc.status_code]
+            detail = _REASONS.get(exc.status_code, exc.detail)
             return Reply(exc.status_code, {"detail": detail}, dict(exc.headers or {}))
         case ProblemException():
             return Reply(exc.status, {"detail": exc.detail or exc.title or "Error"})
@@ -63,7 +65,10 @@ def encode(reply: Reply) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
-        *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers.items()),
+        *(
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in reply.headers.items()
+        ),
     ]
     return body, headers
 

@@ -18,6 +18,7 @@ HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "tra
 _INTEGER = re.compile(r"[+-]?\d+")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+_NOT_AN_OBJECT = "Input should be a valid dictionary or object to extract fields from"
 
 
 class RequestInvalid(Exception):
@@ -81,11 +82,16 @@ class Operation:
     # -- requests ---------------------------------------------------------------------
 
     def read_params(
-        self, path_params: Mapping[str, Any], query_string: bytes, headers: list[tuple[bytes, bytes]]
+        self,
+        path_params: Mapping[str, Any],
+        query_string: bytes,
+        headers: list[tuple[bytes, bytes]],
     ) -> dict[str, Any]:
         """Parameters by key, coerced, defaulted and validated; raises ``RequestInvalid``."""
         query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-        header_map = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
+        header_map = {
+            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers
+        }
         found: dict[str, Any] = {}
         problems: list[ErrorItem] = []
         for param in self.params:
@@ -97,7 +103,10 @@ class Operation:
                 raw = header_map.get(param.name.lower())
             if raw is None:
                 if param.required:
-                    loc = [param.location, param.name.lower() if param.location == "header" else param.name]
+                    loc = [
+                        param.location,
+                        param.name.lower() if param.location == "header" else param.name,
+                    ]
                     problems.append({"loc": loc, "msg": "Field required", "type": "missing"})
                 found[param.key] = param.default
                 continue
@@ -121,21 +130,33 @@ class Operation:
             return None
         if not raw:
             if self.body_required:
-                raise RequestInvalid([{"loc": ["body"], "msg": "Field required", "type": "missing"}])
+                raise RequestInvalid(
+                    [{"loc": ["body"], "msg": "Field required", "type": "missing"}]
+                )
             return None
         if content_type is not None and not _is_json(content_type):
-            raise RequestInvalid([{
-                "loc": ["body"],
-                "msg": "Input should be a valid dictionary or object to extract fields from",
-                "type": "model_attributes_type",
-            }])  # fmt: skip
+            raise RequestInvalid(
+                [
+                    {
+                        "loc": ["body"],
+                        "msg": _NOT_AN_OBJECT,
+                        "type": "model_attributes_type",
+                    }
+                ]
+            )
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
-            raise RequestInvalid([{
-                "loc": ["body", exc.pos], "msg": "JSON decode error", "type": "json_invalid",
-                "ctx": {"error": exc.msg},
-            }]) from None  # fmt: skip
+            raise RequestInvalid(
+                [
+                    {
+                        "loc": ["body", exc.pos],
+                        "msg": "JSON decode error",
+                        "type": "json_invalid",
+                        "ctx": {"error": exc.msg},
+                    }
+                ]
+            ) from None
         bad = errors(self.body, value, ("body",))
         if bad:
             raise RequestInvalid(bad)
@@ -149,7 +170,9 @@ class Operation:
         validator = self.responses[status]
         if validator is not None and not validator.is_valid(body):
             found = errors(validator, body, ())
-            raise ResponseInvalid(f"{self.operation_id}: {status} body breaks the contract: {found}")
+            raise ResponseInvalid(
+                f"{self.operation_id}: {status} body breaks the contract: {found}"
+            )
 
 
 def _is_json(content_type: str) -> bool:
@@ -181,7 +204,12 @@ def compile_operations(document: Mapping[str, Any]) -> Iterator[Operation]:
                 continue
             op = item[method]
             declared = {(p["name"], p["in"]): p for p in shared}
-            declared.update({(p["name"], p["in"]): p for p in map(lambda p: _resolve(document, p), op.get("parameters", []))})
+            declared.update(
+                {
+                    (p["name"], p["in"]): p
+                    for p in map(lambda p: _resolve(document, p), op.get("parameters", []))
+                }
+            )
             params = tuple(
                 Param(
                     name=p["name"],

@@ -51,7 +51,9 @@ class Settings:
         if not 0 < self.port < 65536:
             raise SettingsError("port must be between 1 and 65535")
         if not self.store.partition("://")[1]:
-            raise SettingsError(f"store must be a URL like sqlite:///pollable.db, not {self.store!r}")
+            raise SettingsError(
+                f"store must be a URL like sqlite:///pollable.db, not {self.store!r}"
+            )
 
     @classmethod
     def build(cls, environ: Mapping[str, str], **flags: Any) -> Settings:
@@ -72,7 +74,9 @@ class Settings:
         environ = {}
         for name, value in dataclasses.asdict(self).items():
             if value is not None:
-                environ[ENV_PREFIX + name.upper()] = str(value).lower() if isinstance(value, bool) else str(value)
+                environ[ENV_PREFIX + name.upper()] = (
+                    str(value).lower() if isinstance(value, bool) else str(value)
+                )
         return environ
 
 

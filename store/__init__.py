@@ -20,10 +20,10 @@ def open_store(url: str) -> Store:
         return MemoryStore()
     if scheme == "sqlite":
         if not rest.startswith("/") or rest == "/":
-            raise UnsupportedStore(f"expected sqlite:///relative.db or sqlite:////absolute.db, got {url!r}")
+            raise UnsupportedStore(
+                f"expected sqlite:///relative.db or sqlite:////absolute.db, got {url!r}"
+            )
         from .sqlite import SQLiteStore
 
         return SQLiteStore(rest[1:])
-    raise UnsupportedStore(
-        f"unsupported store {scheme!r}: use memory://, sqlite:///path.db"
-    )
+    raise UnsupportedStore(f"unsupported store {scheme!r}: use memory://, sqlite:///path.db")

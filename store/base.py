@@ -97,9 +97,11 @@ STATUS_SQL = (
 class Store(abc.ABC):
     """Persistence for tenants, keys and jobs. Reading never writes."""
 
+    @abc.abstractmethod
     async def open(self) -> None:
         """Connect and create the schema if needed. Idempotent."""
 
+    @abc.abstractmethod
     async def close(self) -> None:
         """Release connections. The store may be opened again."""
 
@@ -168,7 +170,8 @@ class Store(abc.ABC):
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
     ) -> JobRecord:
-        """Append an event and return credits to the tenant, atomically. Raises ``NotFound``."""
+        """Append an event, atomically with returning ``refund`` credits to the tenant if
+        (and only if) the event changes how the job ends. Raises ``NotFound``."""
 
     @abc.abstractmethod
     async def list_jobs(
@@ -185,9 +188,7 @@ class Store(abc.ABC):
         """The tenant's jobs of ``api``, newest first, with the status they have at ``now``."""
 
     @abc.abstractmethod
-    async def indexed_keys(
-        self, tenant_id: str, collection: str, keys: Sequence[str]
-    ) -> set[str]:
+    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
         """Which ``keys`` earlier jobs into ``collection`` completed, or will complete."""
 
     @abc.abstractmethod

@@ -62,6 +62,12 @@ class MemoryStore(Store):
         self._s = _State()
         self._seq = itertools.count()
 
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
     async def create_tenant(
         self,
         name: str,
@@ -130,9 +136,14 @@ class MemoryStore(Store):
         )
         started_at, ends_at, final = milestones(job.plan)
         self._s.jobs[job_key] = _Job(
-            record, tuple(job.items), _prefix_tallies(job.items), started_at, ends_at, final,
+            record,
+            tuple(job.items),
+            _prefix_tallies(job.items),
+            started_at,
+            ends_at,
+            final,
             next(self._seq),
-        )  # fmt: skip
+        )
         if job.idempotency is not None:
             self._s.idempotency[(tenant_id, job.idempotency.key)] = (
                 job.idempotency.fingerprint,
@@ -165,11 +176,12 @@ class MemoryStore(Store):
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
     ) -> JobRecord:
         stored = self._job(tenant_id, job_id)
+        before = (stored.ends_at, stored.final)
         stored.record = replace(stored.record, events=(*stored.record.events, event))
         stored.started_at, stored.ends_at, stored.final = milestones(
             stored.record.plan, stored.record.events
         )
-        if refund:
+        if refund and before != (stored.ends_at, stored.final):
             tenant = self._s.tenants[tenant_id]
             self._s.tenants[tenant_id] = replace(tenant, credits=tenant.credits + refund)
         return stored.record
@@ -202,9 +214,7 @@ class MemoryStore(Store):
         page = [job.record for job in matching[offset : offset + limit]]
         return JobPage(page, len(matching))
 
-    async def indexed_keys(
-        self, tenant_id: str, collection: str, keys: Sequence[str]
-    ) -> set[str]:
+    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
         wanted = set(keys)
         found: set[str] = set()
         for (owner, _), job in self._s.jobs.items():

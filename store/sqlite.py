@@ -19,10 +19,9 @@ from typing import Any
 import orjson
 import sqlite_utils
 
-from lifecycle.codec import event_to_data, plan_from_data, plan_to_data
+from lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
 from lifecycle.errors import Conflict, NotFound
 from lifecycle.model import Event, Item, Outcome, Stage, Status, Tally
-from lifecycle.codec import event_from_data
 
 from .base import (
     STATUS_SQL,
@@ -38,7 +37,9 @@ from .base import (
 BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500
 
-_JOB_COLUMNS = "tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits_remaining"
+_JOB_COLUMNS = (
+    "tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits_remaining"
+)
 
 
 def _dumps(value: Any) -> str:
@@ -76,43 +77,80 @@ class SQLiteStore(Store):
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:
         db["tenants"].create(
-            {"id": str, "name": str, "organization_id": str, "credits": float,
-             "default_scenario": str},
-            pk="id", not_null={"name", "organization_id", "credits"}, if_not_exists=True,
-        )  # fmt: skip
+            {
+                "id": str,
+                "name": str,
+                "organization_id": str,
+                "credits": float,
+                "default_scenario": str,
+            },
+            pk="id",
+            not_null={"name", "organization_id", "credits"},
+            if_not_exists=True,
+        )
         db["tenants"].create_index(["name"], unique=True, if_not_exists=True)
         db["api_keys"].create(
             {"api": str, "key_hash": str, "tenant_id": str, "label": str},
-            pk=("api", "key_hash"), not_null={"tenant_id"},
-            foreign_keys=[("tenant_id", "tenants", "id")], if_not_exists=True,
-        )  # fmt: skip
+            pk=("api", "key_hash"),
+            not_null={"tenant_id"},
+            foreign_keys=[("tenant_id", "tenants", "id")],
+            if_not_exists=True,
+        )
         db["jobs"].create(
-            {"tenant_id": str, "job_id": str, "api": str, "kind": str, "collection": str,
-             "attrs": str, "plan": str, "events": str, "serial_base": int,
-             "credits_remaining": float, "created_at": float, "started_at": float,
-             "ends_at": float, "final_status": str},
+            {
+                "tenant_id": str,
+                "job_id": str,
+                "api": str,
+                "kind": str,
+                "collection": str,
+                "attrs": str,
+                "plan": str,
+                "events": str,
+                "serial_base": int,
+                "credits_remaining": float,
+                "created_at": float,
+                "started_at": float,
+                "ends_at": float,
+                "final_status": str,
+            },
             pk=("tenant_id", "job_id"),
             not_null={"api", "kind", "plan", "events", "serial_base", "created_at"},
-            foreign_keys=[("tenant_id", "tenants", "id")], if_not_exists=True,
-        )  # fmt: skip
+            foreign_keys=[("tenant_id", "tenants", "id")],
+            if_not_exists=True,
+        )
         db["jobs"].create_index(["tenant_id", "api", "created_at"], if_not_exists=True)
         db["jobs"].create_index(["tenant_id", "collection"], if_not_exists=True)
         db["items"].create(
-            {"tenant_id": str, "job_id": str, "ordinal": int, "key": str, "outcome": str,
-             "units": int, "fail_stage": str, "error_code": str, "error_message": str,
-             "extra": str, "cum_failed": int, "cum_skipped": int, "cum_units": int},
-            pk=("tenant_id", "job_id", "ordinal"), not_null={"key", "outcome", "units"},
+            {
+                "tenant_id": str,
+                "job_id": str,
+                "ordinal": int,
+                "key": str,
+                "outcome": str,
+                "units": int,
+                "fail_stage": str,
+                "error_code": str,
+                "error_message": str,
+                "extra": str,
+                "cum_failed": int,
+                "cum_skipped": int,
+                "cum_units": int,
+            },
+            pk=("tenant_id", "job_id", "ordinal"),
+            not_null={"key", "outcome", "units"},
             if_not_exists=True,
-        )  # fmt: skip
+        )
         db["items"].create_index(["tenant_id", "key"], if_not_exists=True)
         db["idempotency"].create(
             {"tenant_id": str, "key": str, "fingerprint": str, "job_id": str},
-            pk=("tenant_id", "key"), if_not_exists=True,
-        )  # fmt: skip
+            pk=("tenant_id", "key"),
+            if_not_exists=True,
+        )
         db["sequences"].create(
             {"tenant_id": str, "name": str, "value": int},
-            pk=("tenant_id", "name"), if_not_exists=True,
-        )  # fmt: skip
+            pk=("tenant_id", "name"),
+            if_not_exists=True,
+        )
         db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
 
     @property
@@ -243,10 +281,22 @@ class SQLiteStore(Store):
             try:
                 db.execute(
                     "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?)",
-                    (tenant_id, plan.job_id, job.api, job.kind, job.collection,
-                     _dumps(dict(job.attrs)), _dumps(plan_to_data(plan)), serial_base,
-                     remaining, plan.created_at, started_at, ends_at, final.value),
-                )  # fmt: skip
+                    (
+                        tenant_id,
+                        plan.job_id,
+                        job.api,
+                        job.kind,
+                        job.collection,
+                        _dumps(dict(job.attrs)),
+                        _dumps(plan_to_data(plan)),
+                        serial_base,
+                        remaining,
+                        plan.created_at,
+                        started_at,
+                        ends_at,
+                        final.value,
+                    ),
+                )
             except sqlite3.IntegrityError:
                 raise Conflict("job id already exists") from None
             db.executemany(
@@ -254,15 +304,20 @@ class SQLiteStore(Store):
                 self._item_rows(tenant_id, plan.job_id, job.items),
             )
         record = JobRecord(
-            tenant_id, job.api, job.kind, job.collection, dict(job.attrs), plan, (),
-            serial_base, remaining,
-        )  # fmt: skip
+            tenant_id,
+            job.api,
+            job.kind,
+            job.collection,
+            dict(job.attrs),
+            plan,
+            (),
+            serial_base,
+            remaining,
+        )
         return record, True
 
     @staticmethod
-    def _item_rows(
-        tenant_id: str, job_id: str, items: Sequence[Item]
-    ) -> Iterator[tuple[Any, ...]]:
+    def _item_rows(tenant_id: str, job_id: str, items: Sequence[Item]) -> Iterator[tuple[Any, ...]]:
         failed = skipped = units = 0
         for item in items:
             if item.outcome is Outcome.FAILED:
@@ -272,11 +327,20 @@ class SQLiteStore(Store):
             else:
                 units += item.units
             yield (
-                tenant_id, job_id, item.ordinal, item.key, item.outcome.value, item.units,
-                item.fail_stage.value if item.fail_stage else None, item.error_code,
-                item.error_message, _dumps(dict(item.extra)) if item.extra else None,
-                failed, skipped, units,
-            )  # fmt: skip
+                tenant_id,
+                job_id,
+                item.ordinal,
+                item.key,
+                item.outcome.value,
+                item.units,
+                item.fail_stage.value if item.fail_stage else None,
+                item.error_code,
+                item.error_message,
+                _dumps(dict(item.extra)) if item.extra else None,
+                failed,
+                skipped,
+                units,
+            )
 
     def _get_job(self, tenant_id: str, job_id: str) -> JobRecord:
         row = self._db.execute(
@@ -301,9 +365,15 @@ class SQLiteStore(Store):
         ).fetchall()
         return [
             Item(
-                ordinal, key, Outcome(outcome), units, Stage(stage) if stage else None,
-                code, message, orjson.loads(extra) if extra else {},
-            )  # fmt: skip
+                ordinal,
+                key,
+                Outcome(outcome),
+                units,
+                Stage(stage) if stage else None,
+                code,
+                message,
+                orjson.loads(extra) if extra else {},
+            )
             for ordinal, key, outcome, units, stage, code, message, extra in rows
         ]
 
@@ -331,13 +401,14 @@ class SQLiteStore(Store):
             if row is None:
                 raise NotFound("job not found")
             record = self._record(row)
+            _, ended_before, final_before = milestones(record.plan, record.events[:-1])
             started_at, ends_at, final = milestones(record.plan, record.events)
             db.execute(
                 "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
                 "WHERE tenant_id = ? AND job_id = ?",
                 (started_at, ends_at, final.value, tenant_id, job_id),
             )
-            if refund:
+            if refund and (ended_before, final_before) != (ends_at, final):
                 db.execute(
                     "UPDATE tenants SET credits = credits + ? WHERE id = ?", (refund, tenant_id)
                 )
@@ -370,9 +441,7 @@ class SQLiteStore(Store):
         ).fetchall()
         return JobPage([self._record(row) for row in rows], int(total))
 
-    async def indexed_keys(
-        self, tenant_id: str, collection: str, keys: Sequence[str]
-    ) -> set[str]:
+    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start : start + _CHUNK])
