@@ -16,6 +16,7 @@ the merge may only add keys, so a vendored value can never be changed.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -103,7 +104,9 @@ def check_openapi_31(document: Mapping[str, Any], name: str) -> None:
         raise ContractError(f"{name}: not a valid OpenAPI 3.1 document: {exc}") from exc
 
 
+@functools.cache
 def load(name: str) -> Contract:
+    """The served contract ``name``; loaded and checked once per process."""
     source = SOURCES[name]
     first, *rest = source.files
     document = read_document(first)

@@ -50,6 +50,8 @@ class Settings:
             raise SettingsError("workers must be at least 1")
         if not 0 < self.port < 65536:
             raise SettingsError("port must be between 1 and 65535")
+        if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
+            raise SettingsError("jwt_secret must be at least 32 bytes (HS256, RFC 7518 section 3.2)")
         if not self.store.partition("://")[1]:
             raise SettingsError(
                 f"store must be a URL like sqlite:///pollable.db, not {self.store!r}"

@@ -1,0 +1,105 @@
+"""Shared fixtures: a running app (in-process, lifespan started) on each backend, tenants
+with keys, and a clock tests can move."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from server.app import create_app
+from server.provision import issue_key
+from server.settings import Settings
+
+BACKENDS = ("memory", "sqlite")
+
+
+def store_url(backend: str, tmp_path: Any) -> str:
+    return "memory://" if backend == "memory" else f"sqlite:///{tmp_path}/pollable.db"
+
+
+class Clock:
+    """A clock tests move by hand; starts at the real time."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass(frozen=True)
+class Tenant:
+    name: str
+    organization_id: str
+    crosmos_key: str
+    captain_key: str
+
+    @property
+    def crosmos(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.crosmos_key}"}
+
+    @property
+    def captain(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.captain_key}",
+            "X-Organization-ID": self.organization_id,
+        }
+
+
+@dataclass
+class Api:
+    client: TestClient
+    clock: Clock
+    settings: Settings
+
+    @property
+    def services(self) -> Any:
+        return self.client.app_state["services"]
+
+    def run(self, coroutine_function: Any, *args: Any, **kwargs: Any) -> Any:
+        """Run a coroutine on the app's event loop (stores may be bound to it)."""
+        return self.client.portal.call(lambda: coroutine_function(*args, **kwargs))
+
+    def tenant(self, name: str) -> Tenant:
+        store, credits = self.services.store, self.settings.tenant_credits
+        crosmos = self.run(issue_key, store, name, "crosmos", credits=credits)
+        captain = self.run(issue_key, store, name, "captain", credits=credits)
+        return Tenant(name, captain.tenant.organization_id, crosmos.key, captain.key)
+
+
+def start(settings: Settings) -> Iterator[Api]:
+    clock = Clock()
+    with TestClient(create_app(settings)) as client:
+        services = client.app_state["services"]
+        client.app_state["services"] = dataclasses.replace(services, now=clock)
+        yield Api(client, clock, settings)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def api(backend: str, tmp_path: Any) -> Iterator[Api]:
+    """The app on each backend, with a hand-moved clock and real time scale."""
+    yield from start(Settings(store=store_url(backend, tmp_path)))
+
+
+@pytest.fixture
+def acme(api: Api) -> Tenant:
+    return api.tenant("acme")
+
+
+@pytest.fixture
+def globex(api: Api) -> Tenant:
+    return api.tenant("globex")

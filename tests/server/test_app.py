@@ -1,0 +1,83 @@
+"""The composition root: every operation bound, every status declared, nothing compiled or
+inspected per request."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import jsonschema_rs
+import pytest
+
+from handlers.api import Call, Reply
+from server import app as app_module
+from server import contract
+from server.app import bind, required_statuses
+from server.contract import ContractError
+from server.operation import compile_operations
+from server.routes import HANDLERS
+from tests.conftest import Api, Tenant
+
+SOURCES = {
+    "space_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
+    "sources": [{"content": "Ada met Alan."}],
+}
+
+
+def contracts() -> list[contract.Contract]:
+    return [contract.load(name) for name in app_module.APIS]
+
+
+def test_every_operation_resolves_and_every_handler_is_reached() -> None:
+    operation_ids = {op.operation_id for c in contracts() for op in compile_operations(c.document)}
+    assert operation_ids == set(HANDLERS)
+    assert set(bind(contracts(), HANDLERS)) == operation_ids
+
+
+def test_a_missing_or_unused_handler_stops_the_start() -> None:
+    handlers = dict(HANDLERS)
+    handlers.pop("cancel_job_v2")
+    with pytest.raises(ContractError, match="no handler for operation cancel_job_v2"):
+        bind(contracts(), handlers)
+    with pytest.raises(ContractError, match="reaches"):
+        bind(contracts(), {**HANDLERS, "nobody": HANDLERS["cancel_job_v2"]})
+
+
+def test_every_status_the_server_can_answer_is_declared() -> None:
+    for served in contracts():
+        for operation in compile_operations(served.document):
+            assert required_statuses(operation) <= set(operation.responses), operation.operation_id
+
+
+def test_no_schema_is_compiled_and_no_signature_inspected_per_request(
+    api: Api, acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    created = api.client.post("/api/v1/sources", headers=acme.crosmos, json=SOURCES)
+    assert created.status_code == 202
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("called on the request path")
+
+    for name in ("Draft202012Validator", "validator_for", "Draft4Validator"):
+        monkeypatch.setattr(jsonschema_rs, name, forbidden)
+    monkeypatch.setattr(inspect, "signature", forbidden)
+    job_id = created.json()["job_id"]
+    assert api.client.get(f"/api/v1/jobs/{job_id}", headers=acme.crosmos).status_code == 200
+    assert api.client.post("/api/v1/sources", headers=acme.crosmos, json=SOURCES).status_code == 202
+    assert api.client.get("/v2/jobs", headers=acme.captain).status_code == 200
+
+
+def test_a_reply_that_breaks_the_contract_is_never_sent(
+    api: Api, acme: Tenant, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def broken(call: Call) -> Reply:
+        return Reply(200, {"jobs": "not a list"})
+
+    dispatcher = list(api.client.app.middleware_stack)[-1]  # type: ignore[attr-defined]
+    bound = dispatcher.bound
+    target = bound["list_jobs_v2"]
+    monkeypatch.setitem(bound, "list_jobs_v2", type(target)(target.operation, broken))
+    response = api.client.get("/v2/jobs", headers=acme.captain)
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Internal Server Error"}
+    assert "breaks the contract" in caplog.text

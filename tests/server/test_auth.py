@@ -1,0 +1,102 @@
+"""Bearer keys (stored hashed), JWT access tokens, organizations, and security first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jwt
+import pytest
+
+from server.auth import hash_key, key_label, new_jwt, new_key
+from server.settings import Settings
+from tests.conftest import Api, Tenant, start, store_url
+
+JOB = "/api/v1/jobs/3c90c3cc-0d44-4b50-8888-8dd25736052a"
+SECRET = "a-configured-secret-of-at-least-32-bytes"
+
+
+def test_keys_look_like_the_upstream_ones() -> None:
+    assert new_key("crosmos").startswith("csk_")
+    assert new_key("captain").startswith("cap_dev_")
+    assert new_key("captain", environment="prod").startswith("cap_prod_")
+    key = new_key("captain")
+    assert key_label(key) == key[:12] and len(key) > 40
+    assert hash_key(key) != key and len(hash_key(key)) == 64
+
+
+def test_missing_or_malformed_credentials_are_401(api: Api) -> None:
+    for headers in (
+        {},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "x"},
+    ):
+        response = api.client.get(JOB, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.json() == {"detail": "Not authenticated"}
+        assert response.headers["www-authenticate"] == "Bearer"
+
+
+def test_unknown_keys_are_401(api: Api) -> None:
+    response = api.client.get(JOB, headers={"Authorization": f"Bearer {new_key('crosmos')}"})
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Invalid authentication credentials"}
+
+
+def test_security_runs_before_validation(api: Api) -> None:
+    assert api.client.get("/api/v1/jobs/not-a-uuid").status_code == 401
+    assert api.client.post("/api/v1/sources", content=b"{not json").status_code == 401
+
+
+def test_keys_work_only_on_their_own_api(api: Api, acme: Tenant) -> None:
+    assert api.client.get(JOB, headers=acme.crosmos).status_code == 404
+    cross = {"Authorization": f"Bearer {acme.captain_key}"}
+    assert api.client.get(JOB, headers=cross).status_code == 401
+    wrong = {**acme.captain, "Authorization": f"Bearer {acme.crosmos_key}"}
+    assert api.client.get("/v2/jobs", headers=wrong).status_code == 401
+
+
+def test_organization_must_match_the_key(api: Api, acme: Tenant, globex: Tenant) -> None:
+    assert api.client.get("/v2/jobs", headers=acme.captain).status_code == 200
+    mismatch = {**acme.captain, "X-Organization-ID": globex.organization_id}
+    response = api.client.get("/v2/jobs", headers=mismatch)
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "X-Organization-ID does not match the API key's organization"
+    }
+    upper = {**acme.captain, "X-Organization-ID": acme.organization_id.upper()}
+    assert api.client.get("/v2/jobs", headers=upper).status_code == 200
+
+
+def test_jwt_access_tokens_work_for_crosmos(api: Api, acme: Tenant) -> None:
+    secret = api.run(api.services.store.meta, "jwt_secret", "unused")
+    token = new_jwt(secret, "acme")
+    assert api.client.get(JOB, headers={"Authorization": f"Bearer {token}"}).status_code == 404
+    forged = new_jwt("not-the-secret-but-just-as-long-as-one", "acme")
+    assert api.client.get(JOB, headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+    expired = jwt.encode({"sub": "acme", "exp": 1}, secret, "HS256")
+    assert api.client.get(JOB, headers={"Authorization": f"Bearer {expired}"}).status_code == 401
+    stranger = new_jwt(secret, "nobody")
+    assert api.client.get(JOB, headers={"Authorization": f"Bearer {stranger}"}).status_code == 401
+    on_captain = {"Authorization": f"Bearer {token}", "X-Organization-ID": acme.organization_id}
+    assert api.client.get("/v2/jobs", headers=on_captain).status_code == 401
+
+
+def test_a_configured_jwt_secret_is_used(tmp_path: Path) -> None:
+    for api in start(Settings(store=store_url("sqlite", tmp_path), jwt_secret=SECRET)):
+        api.tenant("acme")
+        token = new_jwt(SECRET, "acme")
+        assert api.client.get(JOB, headers={"Authorization": f"Bearer {token}"}).status_code == 404
+
+
+def test_keys_are_stored_hashed(tmp_path: Path) -> None:
+    for api in start(Settings(store=store_url("sqlite", tmp_path))):
+        tenant = api.tenant("acme")
+    raw = b"".join(path.read_bytes() for path in tmp_path.glob("pollable.db*"))
+    assert tenant.crosmos_key.encode() not in raw and tenant.captain_key.encode() not in raw
+    assert hash_key(tenant.crosmos_key).encode() in raw
+
+
+@pytest.mark.parametrize("header", ["Bearer  spaced", "bearer lower"])
+def test_scheme_is_case_insensitive_and_tolerant(api: Api, header: str) -> None:
+    assert api.client.get(JOB, headers={"Authorization": header}).status_code == 401

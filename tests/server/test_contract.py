@@ -1,0 +1,112 @@
+"""The served contracts: vendored verbatim, additions only add, every document is 3.1."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from openapi_spec_validator import validate
+from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+
+from server import contract
+from server.contract import ContractError, merge_additions
+
+SEED = Path(__file__).parents[3] / "shared" / "seeds" / "000_03601a74ef680118.txt"
+
+
+def seed_document() -> dict[str, Any]:
+    text = SEED.read_text(encoding="utf-8")
+    match = re.search(r"````yaml [^\n]*\n(.*?)````", text, re.S)
+    assert match is not None
+    document: dict[str, Any] = yaml.safe_load(match.group(1))
+    return document
+
+
+@pytest.mark.skipif(not SEED.exists(), reason="the seed documents live outside the repository")
+def test_vendored_file_is_the_seed_converted_to_json() -> None:
+    assert contract.read_document("crosmos.vendored.json") == seed_document()
+
+
+def test_vendored_operations_and_schemas_reach_the_served_contract_unchanged() -> None:
+    vendored = contract.read_document("crosmos.vendored.json")
+    served = contract.load("crosmos").document
+    for path, item in vendored["paths"].items():
+        for method, operation in item.items():
+            served_operation = served["paths"][path][method]
+            for key, value in operation.items():
+                if key == "responses":
+                    for status, response in value.items():
+                        assert served_operation["responses"][status] == response
+                else:
+                    assert served_operation[key] == value, (path, method, key)
+    for kind, components in vendored["components"].items():
+        for name, component in components.items():
+            assert served["components"][kind][name] == component, (kind, name)
+    for key in ("openapi", "info", "servers", "security"):
+        assert served[key] == vendored[key]
+
+
+def test_additions_only_add_responses_to_vendored_operations() -> None:
+    vendored = contract.read_document("crosmos.vendored.json")
+    served = contract.load("crosmos").document
+    operation = served["paths"]["/api/v1/jobs/{job_id}"]["get"]
+    assert set(operation) == set(vendored["paths"]["/api/v1/jobs/{job_id}"]["get"])
+    assert {"200", "422", "401", "404", "500"} == set(operation["responses"])
+
+
+@pytest.mark.parametrize("filename", ["crosmos.vendored.json", "captain.json"])
+def test_openapi_spec_validator_accepts_each_document_as_31(filename: str) -> None:
+    document = contract.read_document(filename)
+    assert document["openapi"].startswith("3.1")
+    validate(document, cls=OpenAPIV31SpecValidator)
+
+
+@pytest.mark.parametrize("name", ["crosmos", "captain"])
+def test_each_served_contract_is_valid_31(name: str) -> None:
+    served = contract.load(name)
+    validate(dict(served.document), cls=OpenAPIV31SpecValidator)
+    assert json.loads(served.served) == served.document
+
+
+def test_merge_adds_keys_and_never_changes_a_value() -> None:
+    base = {"a": {"b": 1}, "list": [1]}
+    assert merge_additions(base, {"a": {"c": 2}, "d": 3}) == {
+        "a": {"b": 1, "c": 2},
+        "list": [1],
+        "d": 3,
+    }
+    assert merge_additions(base, {"a": {"b": 1}}) == base
+    with pytest.raises(ContractError, match="#/a/b"):
+        merge_additions(base, {"a": {"b": 2}})
+    with pytest.raises(ContractError):
+        merge_additions(base, {"list": [1, 2]})
+
+
+def test_merge_does_not_mutate_its_inputs() -> None:
+    base: dict[str, Any] = {"a": {}}
+    additions = {"a": {"x": {"y": 1}}}
+    merged = merge_additions(base, additions)
+    merged["a"]["x"]["y"] = 2
+    assert base == {"a": {}} and additions == {"a": {"x": {"y": 1}}}
+
+
+def test_a_30_document_is_refused() -> None:
+    with pytest.raises(ContractError, match="3.1"):
+        contract.check_openapi_31({"openapi": "3.0.3", "info": {}, "paths": {}}, "old")
+
+
+def test_an_invalid_31_document_is_refused() -> None:
+    bad = {"openapi": "3.1.0", "info": {"title": "x"}, "paths": {"/a": {"get": {"responses": 5}}}}
+    with pytest.raises(ContractError, match="not a valid OpenAPI 3.1"):
+        contract.check_openapi_31(bad, "bad")
+
+
+def test_connexion_parses_the_31_documents() -> None:
+    for name in ("crosmos", "captain"):
+        specification = contract.load(name).specification()
+        assert specification.version[:2] == (3, 1)
+        assert specification.security_schemes["HTTPBearer"]["scheme"] == "bearer"

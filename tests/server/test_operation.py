@@ -1,0 +1,106 @@
+"""Reading requests and checking replies against one compiled operation."""
+
+from __future__ import annotations
+
+import pytest
+
+from server import contract
+from server.operation import Operation, RequestInvalid, ResponseInvalid, compile_operations
+
+ORG = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+
+
+@pytest.fixture(scope="module")
+def operations() -> dict[str, Operation]:
+    found = {}
+    for name in ("crosmos", "captain"):
+        for operation in compile_operations(contract.load(name).document):
+            found[operation.operation_id] = operation
+    return found
+
+
+def problems(call: object) -> list[tuple[tuple[object, ...], str]]:
+    with pytest.raises(RequestInvalid) as caught:
+        call()  # type: ignore[operator]
+    return [(tuple(item["loc"]), item["type"]) for item in caught.value.items]
+
+
+def test_every_operation_of_both_contracts_compiles(operations: dict[str, Operation]) -> None:
+    assert len(operations) == 3 + 17
+    assert all(op.secured for op in operations.values())
+
+
+def test_query_parameters_are_coerced_defaulted_and_bounded(
+    operations: dict[str, Operation],
+) -> None:
+    get = operations["get_job_status_v2"]
+    headers = [(b"x-organization-id", ORG.encode())]
+    params = get.read_params({"job_id": "j"}, b"", headers)
+    assert params == {
+        "job_id": "j",
+        "x_organization_id": ORG,
+        "files_limit": 50,
+        "files_cursor": None,
+    }
+    assert get.read_params({"job_id": "j"}, b"files_limit=500", headers)["files_limit"] == 500
+    assert problems(lambda: get.read_params({"job_id": "j"}, b"files_limit=501", headers)) == [
+        (("query", "files_limit"), "less_than_equal")
+    ]
+    assert problems(lambda: get.read_params({"job_id": "j"}, b"files_limit=ten", headers)) == [
+        (("query", "files_limit"), "int_parsing")
+    ]
+
+
+def test_headers_are_case_insensitive_and_required_ones_reported(
+    operations: dict[str, Operation],
+) -> None:
+    listing = operations["list_jobs_v2"]
+    assert listing.read_params({}, b"", [(b"X-Organization-Id", ORG.encode())])["limit"] == 50
+    assert problems(lambda: listing.read_params({}, b"", [])) == [
+        (("header", "x-organization-id"), "missing")
+    ]
+    assert problems(lambda: listing.read_params({}, b"", [(b"x-organization-id", b"acme")])) == [
+        (("header", "x-organization-id"), "uuid_parsing")
+    ]
+
+
+def test_path_uuid_is_asserted(operations: dict[str, Operation]) -> None:
+    get = operations["get_job_status_api_v1_jobs__job_id__get"]
+    assert problems(lambda: get.read_params({"job_id": "not-a-uuid"}, b"", [])) == [
+        (("path", "job_id"), "uuid_parsing")
+    ]
+
+
+def test_bodies_are_read_the_way_fastapi_reads_them(operations: dict[str, Operation]) -> None:
+    ingest = operations["ingest_sources_api_v1_sources_post"]
+    assert problems(lambda: ingest.read_body(b"", "application/json")) == [(("body",), "missing")]
+    assert problems(lambda: ingest.read_body(b"{", "application/json")) == [
+        (("body", 1), "json_invalid")
+    ]
+    assert problems(lambda: ingest.read_body(b"{}", "text/plain")) == [
+        (("body",), "model_attributes_type")
+    ]
+    body = b'{"space_id": "%s", "sources": [{"content": "hi"}]}' % ORG.encode()
+    assert (
+        ingest.read_body(body, "application/json; charset=utf-8")["sources"][0]["content"] == "hi"
+    )
+    assert ingest.read_body(body, "application/vnd.api+json")["space_id"] == ORG
+    assert ingest.read_body(body, None)["space_id"] == ORG
+
+
+def test_replies_must_be_declared_and_valid(operations: dict[str, Operation]) -> None:
+    get = operations["get_job_status_api_v1_jobs__job_id__get"]
+    get.check_response(404, {"detail": "Job not found"})
+    with pytest.raises(ResponseInvalid, match="not declared"):
+        get.check_response(409, {"detail": "x"})
+    job = {
+        "job_id": ORG,
+        "status": "pending",
+        "source_ids": [1],
+        "created_at": "2026-01-01T00:00:00Z",
+    }
+    get.check_response(200, job)
+    with pytest.raises(ResponseInvalid):
+        get.check_response(200, {**job, "job_id": "zzz"})
+    with pytest.raises(ResponseInvalid):
+        get.check_response(200, {**job, "created_at": "yesterday"})

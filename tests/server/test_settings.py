@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import pytest
+
+from server.settings import Settings, SettingsError
+
+
+def test_defaults() -> None:
+    settings = Settings.build({})
+    assert settings.store == "sqlite:///pollable.db"
+    assert settings.max_body_bytes == 10 * 1024 * 1024
+    assert settings.validate_responses is True
+
+
+def test_environment_then_flags() -> None:
+    environ = {
+        "POLLABLE_PORT": "9000",
+        "POLLABLE_TIME_SCALE": "0.01",
+        "POLLABLE_VALIDATE_RESPONSES": "no",
+    }
+    settings = Settings.build(environ, port=9100, time_scale=None)
+    assert (settings.port, settings.time_scale, settings.validate_responses) == (9100, 0.01, False)
+
+
+def test_round_trip_through_the_environment() -> None:
+    settings = Settings(store="memory://", port=8123, time_scale=0.5, validate_responses=False)
+    assert Settings.build(settings.to_environ()) == settings
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"POLLABLE_PORT": "eighty"}, "POLLABLE_PORT"),
+        ({"POLLABLE_TIME_SCALE": "-1"}, "time_scale"),
+        ({"POLLABLE_STORE": "pollable.db"}, "store"),
+        ({"POLLABLE_MAX_BODY_BYTES": "0"}, "max_body_bytes"),
+        ({"POLLABLE_JWT_SECRET": "short"}, "32 bytes"),
+    ],
+)
+def test_bad_values_are_clear_errors(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.build(environ)
