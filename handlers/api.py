@@ -20,10 +20,14 @@ class Principal:
 
 
 class Config(Protocol):
-    time_scale: float
-    seed: str
-    credit_rate: float
-    currency: str
+    @property
+    def time_scale(self) -> float: ...
+    @property
+    def seed(self) -> str: ...
+    @property
+    def credit_rate(self) -> float: ...
+    @property
+    def currency(self) -> str: ...
 
 
 class Services(Protocol):

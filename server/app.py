@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException
 
 from handlers.api import Handler
 from store import open_store
+from store.base import Store
 
 from . import contract
 from .auth import Authenticator, Forbidden, Unauthorized, bearer_handler
@@ -40,6 +41,7 @@ from .docs import docs_app
 from .errors import connexion_error_handler
 from .operation import Operation, compile_operations
 from .routes import HANDLERS
+from .seed import Fixture, Operations, load_fixture, seed
 from .services import Services
 from .settings import Settings
 
@@ -79,7 +81,15 @@ def bind(contracts: list[Contract], handlers: Mapping[str, Handler]) -> dict[str
     return bound
 
 
-def _lifespan(settings: Settings) -> Any:
+async def _apply_fixture(store: Store, settings: Settings, fixture: Fixture) -> None:
+    """Seed the fixture once per store, even when several workers start together: the one
+    whose token the store keeps does it."""
+    token = secrets.token_hex(16)
+    if await store.meta(f"fixture:{fixture.digest}", token) == token:
+        await seed(store, settings, fixture, Operations(), now=time.time())
+
+
+def _lifespan(settings: Settings, fixture: Fixture | None) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         store = open_store(settings.store)
@@ -88,6 +98,8 @@ def _lifespan(settings: Settings) -> Any:
             secret = settings.jwt_secret or await store.meta(
                 "jwt_secret", secrets.token_urlsafe(32)
             )
+            if fixture is not None:
+                await _apply_fixture(store, settings, fixture)
             services = Services(settings, store, Authenticator(store, secret), time.time)
             yield {"services": services}
         finally:
@@ -104,9 +116,10 @@ def create_app(settings: Settings) -> ConnexionMiddleware:
         max_body_bytes=settings.max_body_bytes,
         validate_responses=settings.validate_responses,
     )
+    fixture = load_fixture(settings.fixtures) if settings.fixtures else None
     app = ConnexionMiddleware(
         dispatcher,
-        lifespan=_lifespan(settings),
+        lifespan=_lifespan(settings, fixture),
         middlewares=[
             partial(ServerErrorMiddleware, handler=connexion_error_handler),
             ExceptionMiddleware,

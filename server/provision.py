@@ -17,10 +17,15 @@ class IssuedKey:
     api: str
 
 
-async def ensure_tenant(store: Store, name: str, *, credits: float) -> Tenant:
+async def ensure_tenant(
+    store: Store, name: str, *, credits: float, organization_id: str | None = None
+) -> Tenant:
+    """The tenant called ``name``, created (with a new organization UUID unless one is
+    given) if it does not exist yet."""
     tenant = await store.find_tenant(name)
     if tenant is None:
-        tenant = await store.create_tenant(name, organization_id=str(uuid.uuid4()), credits=credits)
+        organization = organization_id or str(uuid.uuid4())
+        tenant = await store.create_tenant(name, organization_id=organization, credits=credits)
     return tenant
 
 

@@ -40,6 +40,9 @@ class Settings:
     credit_rate: float = 0.01
     currency: str = "USD"
     log_level: str = "info"
+    #: A seed fixture (YAML or JSON, see ``pollable seed --help``) loaded into the store when
+    #: the server starts: tenants, fixed keys and jobs. Applied once per store.
+    fixtures: str | None = None
 
     def __post_init__(self) -> None:
         if self.time_scale < 0:
@@ -51,7 +54,9 @@ class Settings:
         if not 0 < self.port < 65536:
             raise SettingsError("port must be between 1 and 65535")
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
-            raise SettingsError("jwt_secret must be at least 32 bytes (HS256, RFC 7518 section 3.2)")
+            raise SettingsError(
+                "jwt_secret must be at least 32 bytes (HS256, RFC 7518 section 3.2)"
+            )
         if not self.store.partition("://")[1]:
             raise SettingsError(
                 f"store must be a URL like sqlite:///pollable.db, not {self.store!r}"

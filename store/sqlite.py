@@ -76,7 +76,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:
-        db["tenants"].create(
+        db.table("tenants").create(
             {
                 "id": str,
                 "name": str,
@@ -88,15 +88,15 @@ class SQLiteStore(Store):
             not_null={"name", "organization_id", "credits"},
             if_not_exists=True,
         )
-        db["tenants"].create_index(["name"], unique=True, if_not_exists=True)
-        db["api_keys"].create(
+        db.table("tenants").create_index(["name"], unique=True, if_not_exists=True)
+        db.table("api_keys").create(
             {"api": str, "key_hash": str, "tenant_id": str, "label": str},
             pk=("api", "key_hash"),
             not_null={"tenant_id"},
             foreign_keys=[("tenant_id", "tenants", "id")],
             if_not_exists=True,
         )
-        db["jobs"].create(
+        db.table("jobs").create(
             {
                 "tenant_id": str,
                 "job_id": str,
@@ -118,9 +118,9 @@ class SQLiteStore(Store):
             foreign_keys=[("tenant_id", "tenants", "id")],
             if_not_exists=True,
         )
-        db["jobs"].create_index(["tenant_id", "api", "created_at"], if_not_exists=True)
-        db["jobs"].create_index(["tenant_id", "collection"], if_not_exists=True)
-        db["items"].create(
+        db.table("jobs").create_index(["tenant_id", "api", "created_at"], if_not_exists=True)
+        db.table("jobs").create_index(["tenant_id", "collection"], if_not_exists=True)
+        db.table("items").create(
             {
                 "tenant_id": str,
                 "job_id": str,
@@ -140,18 +140,18 @@ class SQLiteStore(Store):
             not_null={"key", "outcome", "units"},
             if_not_exists=True,
         )
-        db["items"].create_index(["tenant_id", "key"], if_not_exists=True)
-        db["idempotency"].create(
+        db.table("items").create_index(["tenant_id", "key"], if_not_exists=True)
+        db.table("idempotency").create(
             {"tenant_id": str, "key": str, "fingerprint": str, "job_id": str},
             pk=("tenant_id", "key"),
             if_not_exists=True,
         )
-        db["sequences"].create(
+        db.table("sequences").create(
             {"tenant_id": str, "name": str, "value": int},
             pk=("tenant_id", "name"),
             if_not_exists=True,
         )
-        db["meta"].create({"name": str, "value": str}, pk="name", if_not_exists=True)
+        db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
 
     @property
     def _db(self) -> sqlite3.Connection:

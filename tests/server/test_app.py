@@ -4,6 +4,7 @@ inspected per request."""
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Any
 
 import jsonschema_rs
@@ -16,7 +17,11 @@ from server.app import bind, required_statuses
 from server.contract import ContractError
 from server.operation import compile_operations
 from server.routes import HANDLERS
-from tests.conftest import Api, Tenant
+from server.seed import SeedError
+from server.settings import Settings
+from tests.conftest import Api, Tenant, start, store_url
+
+UUID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 
 SOURCES = {
     "space_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a",
@@ -81,3 +86,43 @@ def test_a_reply_that_breaks_the_contract_is_never_sent(
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}
     assert "breaks the contract" in caplog.text
+
+
+FIXTURE = """
+tenants:
+  - name: ci
+    organization_id: 0b9c2a6e-39f1-4a47-9a58-0d1a1bd4a001
+    keys: [{api: crosmos, key: csk_fixture_ci_0001}, {api: captain, key: cap_dev_fixture_ci_0001}]
+jobs:
+  - name: done
+    tenant: ci
+    operation: index_url_v2
+    params: {collection_name: docs}
+    body: {url: "https://example.com/a.pdf", processing_type: basic}
+    scenario: instant
+"""
+CI_CAPTAIN = {
+    "Authorization": "Bearer cap_dev_fixture_ci_0001",
+    "X-Organization-ID": "0b9c2a6e-39f1-4a47-9a58-0d1a1bd4a001",
+}
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_fixtures_are_loaded_once_per_store_at_start_up(backend: str, tmp_path: Path) -> None:
+    fixture = tmp_path / "ci.yaml"
+    fixture.write_text(FIXTURE)
+    settings = Settings(store=store_url(backend, tmp_path), fixtures=str(fixture))
+    for _ in range(2):
+        for api in start(settings):
+            api.clock.advance(1)  # the test clock was read before the fixture was seeded
+            listed = api.client.get("/v2/jobs", headers=CI_CAPTAIN).json()
+            assert listed["total"] == 1 and listed["jobs"][0]["status"] == "completed"
+            crosmos = {"Authorization": "Bearer csk_fixture_ci_0001"}
+            assert api.client.get(f"/api/v1/jobs/{UUID}", headers=crosmos).status_code == 404
+
+
+def test_a_broken_fixture_stops_the_start(tmp_path: Path) -> None:
+    fixture = tmp_path / "bad.yaml"
+    fixture.write_text("tenants: [{name: ci, colour: blue}]")
+    with pytest.raises(SeedError, match="colour"):
+        app_module.create_app(Settings(store="memory://", fixtures=str(fixture)))

@@ -1,0 +1,616 @@
+"""The ``pollable`` command: run the server, and drive the sandbox's control plane from a shell.
+
+This is the one place that reads ``os.environ``: every command builds its Settings with
+``Settings.build(os.environ, **flags)``, flags left unset passed as None.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shlex
+import sqlite3
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import click
+
+from lifecycle import scenarios
+from lifecycle.errors import Conflict, NotFound, PollableError
+from store import UnsupportedStore, open_store
+from store.base import Store, Tenant
+
+from . import seed as seeding
+from .auth import KEY_PREFIXES, new_jwt
+from .contract import SOURCES, ContractError
+from .operation import ResponseInvalid
+from .provision import issue_key
+from .seed import Operations, SeedError, reply_detail
+from .settings import Settings, SettingsError
+
+T = TypeVar("T")
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+APIS = tuple(KEY_PREFIXES)
+#: Seeding more jobs than this shows a progress bar.
+HANDFUL = 5
+
+DEMO_TENANT = "demo"
+DEMO_COLLECTION = "demo"
+DEMO_CROSMOS_BODY = {
+    "space_id": "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54",
+    "sources": [{"content": "Ada Lovelace wrote the first published computer program."}],
+}
+DEMO_CAPTAIN_BODY = {"url": "https://example.com/annual-report.pdf", "processing_type": "basic"}
+
+#: Errors that are the user's (a bad URL, a missing tenant, a broken fixture), shown as one line.
+USER_ERRORS = (
+    SettingsError,
+    UnsupportedStore,
+    SeedError,
+    PollableError,
+    ContractError,
+    ResponseInvalid,
+    sqlite3.Error,
+    OSError,
+)
+
+
+def store_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--store",
+        metavar="URL",
+        help="Store URL: sqlite:///path.db, postgresql://... (memory:// only for serve). "
+        "Default: $POLLABLE_STORE, else sqlite:///pollable.db.",
+    )(function)
+
+
+def _settings(**flags: Any) -> Settings:
+    try:
+        return Settings.build(os.environ, **flags)
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _persistent(settings: Settings) -> Settings:
+    if settings.store.startswith("memory:"):
+        raise click.ClickException(
+            "memory:// keeps nothing once this command ends; use sqlite:///path.db or postgresql://"
+        )
+    return settings
+
+
+def with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store at ``url``, run ``work`` on it, close it. The user's mistakes come out
+    as one-line errors."""
+
+    async def run() -> T:
+        store = open_store(url)
+        try:
+            await store.open()
+        except Exception as exc:  # every driver has its own errors; all mean the same here
+            raise click.ClickException(f"cannot open the store {url}: {exc}") from None
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except USER_ERRORS as exc:
+        raise click.ClickException(_one_line(exc)) from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+async def _tenant(store: Store, name: str) -> Tenant:
+    tenant = await store.find_tenant(name)
+    if tenant is None:
+        raise click.ClickException(
+            f"unknown tenant {name!r}; "
+            f"create it with: pollable keys create --tenant {name} --api crosmos"
+        )
+    return tenant
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+@click.group(context_settings=CONTEXT)
+def cli() -> None:
+    """pollable: a contract-first reference server and partner sandbox for asynchronous
+    ingestion-job APIs (Crosmos Memory API, Captain API v2).
+
+    Every option can also be set with a POLLABLE_* environment variable
+    (POLLABLE_STORE, POLLABLE_PORT, POLLABLE_TIME_SCALE, ...); a flag wins over the variable.
+    """
+
+
+def main() -> None:
+    cli(prog_name="pollable")
+
+
+# -- serve ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Demo:
+    tenant: Tenant
+    crosmos_key: str
+    captain_key: str
+
+
+async def bootstrap_demo(store: Store, settings: Settings) -> Demo | None:
+    """On an empty store, create the tenant ``demo`` with one key per API; else None."""
+    if await store.count_tenants():
+        return None
+    try:
+        crosmos = await issue_key(store, DEMO_TENANT, "crosmos", credits=settings.tenant_credits)
+        captain = await issue_key(store, DEMO_TENANT, "captain", credits=settings.tenant_credits)
+    except Conflict:  # another process bootstrapped the same store first
+        return None
+    return Demo(crosmos.tenant, crosmos.key, captain.key)
+
+
+def base_url(settings: Settings) -> str:
+    host = settings.host
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
+def docs_banner(settings: Settings) -> str:
+    url = base_url(settings)
+    lines = [f"  {api.title():<8} {url}{source.docs_url}" for api, source in SOURCES.items()]
+    return "API docs (Swagger UI):\n" + "\n".join(lines)
+
+
+def demo_banner(demo: Demo, settings: Settings) -> str:
+    """What a newcomer needs to make a first call: the keys and curl lines that work."""
+    url, q = base_url(settings), shlex.quote
+    crosmos_auth = q(f"Authorization: Bearer {demo.crosmos_key}")
+    captain_auth = q(f"Authorization: Bearer {demo.captain_key}")
+    organization = q(f"X-Organization-ID: {demo.tenant.organization_id}")
+    json_type = q("Content-Type: application/json")
+    return "\n".join([
+        f"Created the demo tenant {demo.tenant.name!r} on an empty store.",
+        f"  organization id  {demo.tenant.organization_id}",
+        f"  Crosmos key      {demo.crosmos_key}",
+        f"  Captain key      {demo.captain_key}",
+        "Keys are stored hashed: this is the only time they are shown.",
+        "",
+        "Crosmos: ingest sources, then poll the job (use the job_id of the first reply):",
+        f"  curl -s -X POST {url}/api/v1/sources \\",
+        f"    -H {crosmos_auth} -H {json_type} \\",
+        f"    -d {q(json.dumps(DEMO_CROSMOS_BODY))}",
+        f"  curl -s {url}/api/v1/jobs/JOB_ID -H {crosmos_auth}",
+        "",
+        "Captain: index a URL, then poll the job:",
+        f"  curl -s -X POST {url}/v2/collections/{DEMO_COLLECTION}/index/url \\",
+        f"    -H {captain_auth} \\",
+        f"    -H {organization} -H {json_type} \\",
+        f"    -d {q(json.dumps(DEMO_CAPTAIN_BODY))}",
+        f"  curl -s {url}/v2/jobs/JOB_ID -H {captain_auth} -H {organization}",
+        "",
+        "Pick what a job will do with -H 'Prefer: scenario=partial' "
+        f"(scenarios: {', '.join(scenarios.CATALOGUE)}).",
+    ])  # fmt: skip
+
+
+class DemoOnStartup:
+    """An ASGI wrapper that bootstraps the demo tenant inside the app's lifespan, once the
+    app's own store is open. For memory://, whose store lives only inside the server."""
+
+    def __init__(
+        self, app: Any, settings: Settings, announce: Callable[[Demo | None], None]
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.announce = announce
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_bootstrap(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                store = scope["state"]["services"].store
+                self.announce(await bootstrap_demo(store, self.settings))
+            await send(message)
+
+        await self.app(scope, receive, send_after_bootstrap)
+
+
+def worker_app() -> Any:
+    """uvicorn's app factory in worker processes: ``serve`` put the settings in the
+    environment with ``Settings.to_environ()`` before starting them."""
+    from .app import create_app
+
+    return create_app(Settings.build(os.environ))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--host", help="Interface to bind. [default: 127.0.0.1]")
+@click.option("--port", type=int, help="Port to bind. [default: 8000]")
+@store_option
+@click.option(
+    "--time-scale",
+    type=float,
+    help="Multiplies every duration of a new job's plan: 0.01 runs jobs 100x faster. [default: 1]",
+)
+@click.option(
+    "--workers",
+    type=int,
+    help="Server processes; more than one needs a shared store (sqlite, postgresql). [default: 1]",
+)
+@click.option(
+    "--seed",
+    "seed_value",
+    metavar="TEXT",
+    help="Seed of every synthetic choice (listings, failing items, timing jitter). [default: 0]",
+)
+@click.option(
+    "--max-body-bytes",
+    type=int,
+    help="Request bodies above this size are answered 413. [default: 10 MiB]",
+)
+@click.option(
+    "--validate-responses/--no-validate-responses",
+    default=None,
+    help="Check every response against the served contract before sending it. [default: on]",
+)
+@click.option(
+    "--jwt-secret",
+    metavar="SECRET",
+    help="HS256 secret of Crosmos access tokens. [default: generated once, kept in the store]",
+)
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    help="uvicorn's log level. [default: info]",
+)
+@click.option(
+    "--fixtures",
+    metavar="FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="A seed fixture (see `pollable seed --help`) loaded once per store at start-up, "
+    "e.g. fixed keys for CI on memory://. No demo tenant is created then.",
+)
+def serve(
+    host: str | None,
+    port: int | None,
+    store: str | None,
+    time_scale: float | None,
+    workers: int | None,
+    seed_value: str | None,
+    max_body_bytes: int | None,
+    validate_responses: bool | None,
+    jwt_secret: str | None,
+    log_level: str | None,
+    fixtures: str | None,
+) -> None:
+    """Serve both contracts (Crosmos at /api/v1, Captain at /v2) with uvicorn.
+
+    On an empty store, first creates the tenant "demo" with a Crosmos key and a Captain key,
+    and prints them with curl lines to try.
+    """
+    settings = _settings(
+        host=host, port=port, store=store, time_scale=time_scale, workers=workers,
+        seed=seed_value, max_body_bytes=max_body_bytes, validate_responses=validate_responses,
+        jwt_secret=jwt_secret, log_level=log_level.lower() if log_level else None,
+        fixtures=fixtures,
+    )  # fmt: skip
+    log_level = settings.log_level.lower()
+    if log_level not in LOG_LEVELS:
+        raise click.ClickException(
+            f"log level must be one of {', '.join(LOG_LEVELS)}, not {log_level!r}"
+        )
+    memory = settings.store.startswith("memory:")
+    if memory and settings.workers > 1:
+        raise click.ClickException(
+            "memory:// cannot serve more than one worker: each process would have its own "
+            "memory; use sqlite:///path.db or postgresql://"
+        )
+    try:
+        open_store(settings.store)  # only checks the URL; opening happens below or in the app
+    except UnsupportedStore as exc:
+        raise click.ClickException(str(exc)) from None
+
+    demo_wanted = settings.fixtures is None
+
+    def announce(demo: Demo | None) -> None:
+        if demo is not None:
+            click.echo(demo_banner(demo, settings))
+        click.echo(docs_banner(settings))
+        sys.stdout.flush()
+
+    if not demo_wanted:
+        announce(None)
+    elif not memory:  # a memory store lives in the server: it bootstraps there (DemoOnStartup)
+        announce(with_store(settings.store, lambda opened: bootstrap_demo(opened, settings)))
+
+    import uvicorn
+
+    common: dict[str, Any] = {
+        "host": settings.host,
+        "port": settings.port,
+        "loop": "auto",
+        "http": "auto",
+        "log_level": log_level,
+    }
+    if settings.workers == 1:
+        from .app import create_app
+
+        try:
+            app: Any = create_app(settings)
+        except (ContractError, SeedError) as exc:
+            raise click.ClickException(str(exc)) from None
+        if memory and demo_wanted:
+            app = DemoOnStartup(app, settings, announce)
+        uvicorn.run(app, **common)
+    else:
+        os.environ.update(settings.to_environ())
+        uvicorn.run("server.cli:worker_app", factory=True, workers=settings.workers, **common)
+
+
+# -- keys, tokens, tenants --------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def keys() -> None:
+    """API keys of tenants."""
+
+
+@keys.command("create", context_settings=CONTEXT)
+@click.option(
+    "--tenant", required=True, metavar="NAME", help="Tenant to give the key to (created if needed)."
+)
+@click.option("--api", type=click.Choice(APIS), required=True, help="API the key is for.")
+@click.option(
+    "--env",
+    "environment",
+    type=click.Choice(["dev", "prod"]),
+    help="Captain keys only: a cap_dev_ or cap_prod_ key. [default: dev]",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print key, tenant, organization_id and api as JSON."
+)
+@store_option
+def keys_create(
+    tenant: str, api: str, environment: str | None, as_json: bool, store: str | None
+) -> None:
+    """Create an API key for a tenant, creating the tenant if needed, and print it.
+
+    The key is stored hashed: this is the only time it is shown.
+    """
+    if environment is not None and api != "captain":
+        raise click.UsageError("--env applies to Captain keys only")
+    if not tenant.strip():
+        raise click.UsageError("--tenant cannot be empty")
+    settings = _persistent(_settings(store=store))
+    issued = with_store(
+        settings.store,
+        lambda opened: issue_key(
+            opened, tenant, api, credits=settings.tenant_credits, environment=environment or "dev"
+        ),
+    )
+    if as_json:
+        _echo_json({
+            "key": issued.key, "tenant": issued.tenant.name,
+            "organization_id": issued.tenant.organization_id, "api": api,
+            "env": (environment or "dev") if api == "captain" else None,
+        })  # fmt: skip
+    else:
+        click.echo(issued.key)
+
+
+@cli.group(context_settings=CONTEXT)
+def tokens() -> None:
+    """JWT access tokens (Crosmos API)."""
+
+
+@tokens.command("create", context_settings=CONTEXT)
+@click.option(
+    "--tenant", required=True, metavar="NAME", help="Tenant the token authenticates (its sub)."
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(min=1),
+    default=3600,
+    show_default=True,
+    metavar="SECONDS",
+    help="Lifetime of the token.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print token, tenant and expires_at as JSON.")
+@store_option
+def tokens_create(tenant: str, ttl: int, as_json: bool, store: str | None) -> None:
+    """Create a JWT access token for a tenant's Crosmos API calls and print it.
+
+    It is signed (HS256) with $POLLABLE_JWT_SECRET, else with the secret the server keeps in
+    the store, so a server on the same store accepts it.
+    """
+    settings = _persistent(_settings(store=store))
+
+    async def create(opened: Store) -> str:
+        found = await _tenant(opened, tenant)
+        # The server's lifespan does the same: the configured secret, else the store's.
+        secret = settings.jwt_secret or await opened.meta("jwt_secret", secrets.token_urlsafe(32))
+        return new_jwt(secret, found.name, ttl_seconds=ttl)
+
+    token = with_store(settings.store, create)
+    if as_json:
+        _echo_json({"token": token, "tenant": tenant, "expires_at": int(time.time()) + ttl})
+    else:
+        click.echo(token)
+
+
+@cli.group(context_settings=CONTEXT)
+def tenants() -> None:
+    """Tenants of the sandbox."""
+
+
+@tenants.command(
+    "default-scenario",
+    context_settings=CONTEXT,
+    epilog="Scenarios: " + ", ".join(scenarios.CATALOGUE) + ".",
+)
+@click.argument("name")
+@click.argument("scenario", metavar="SCENARIO|none")
+@store_option
+def tenants_default_scenario(name: str, scenario: str, store: str | None) -> None:
+    """Set the scenario NAME's new jobs follow when a request chooses none ("none" clears it).
+
+    A Prefer: scenario=... header or a pollable:scenario=... marker in the content still wins.
+    """
+    chosen = None if scenario.lower() == "none" else scenario
+    if chosen is not None and chosen not in scenarios.CATALOGUE:
+        raise click.BadParameter(str(scenarios.UnknownScenario(chosen)), param_hint="SCENARIO")
+    settings = _persistent(_settings(store=store))
+
+    async def update(opened: Store) -> Tenant:
+        return await opened.set_default_scenario((await _tenant(opened, name)).id, chosen)
+
+    updated = with_store(settings.store, update)
+    click.echo(f"{updated.name}: default scenario {updated.default_scenario or 'none'}")
+
+
+# -- seed -----------------------------------------------------------------------------------
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@store_option
+@click.option("--time-scale", type=float, help="Time scale of the seeded plans. [default: 1]")
+@click.option("--seed", "seed_value", metavar="TEXT", help="Seed of the seeded plans. [default: 0]")
+def seed(file: str, store: str | None, time_scale: float | None, seed_value: str | None) -> None:
+    """Create the tenants, keys and jobs of a fixture FILE (YAML, or JSON if it ends in .json),
+    through the real handlers, and print JSON: {"tenants": {name: organization_id},
+    "keys": [{tenant, api, key}], "jobs": {name: job_id}}.
+
+    \b
+    tenants:
+      - name: acme                  # reused if the store has it
+        default_scenario: partial   # optional
+        credits: 5000               # optional, for a new tenant
+        keys:
+          - {api: crosmos, key: csk_fixture_acme_0001}  # fixed (right prefix), or
+          - {api: captain, env: dev}                     # generated and printed
+    jobs:
+      - name: done                  # unique; the output's name for the job
+        tenant: acme
+        operation: ingest_sources_api_v1_sources_post  # any job-creating operationId
+        params: {}                  # path/query/header params, e.g. {collection_name: docs}
+        body: {space_id: 3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54, sources: [{content: hi}]}
+        scenario: happy             # optional, sent as Prefer: scenario=happy
+        created: -1h                # optional: now, -90s, +5m, -1h, -2d or ISO-8601
+        count: 1                    # optional: N copies named done-1 ... done-N
+
+    Bodies and params are checked against the operation's contract; a job that breaks it is
+    refused, naming the job. Captain operations get the tenant's X-Organization-ID.
+    """
+    settings = _persistent(_settings(store=store, time_scale=time_scale, seed=seed_value))
+    try:
+        fixture = seeding.load_fixture(file)
+        operations = Operations(validate_responses=settings.validate_responses)
+    except (SeedError, ContractError) as exc:
+        raise click.ClickException(_one_line(exc)) from None
+    now = time.time()
+    if len(fixture.jobs) > HANDFUL:
+        with click.progressbar(
+            length=len(fixture.jobs), label="Seeding jobs", file=sys.stderr
+        ) as bar:
+            seeded = with_store(
+                settings.store,
+                lambda opened: seeding.seed(
+                    opened, settings, fixture, operations, now=now, on_job=lambda _: bar.update(1)
+                ),
+            )
+    else:
+        seeded = with_store(
+            settings.store,
+            lambda opened: seeding.seed(opened, settings, fixture, operations, now=now),
+        )
+    _echo_json(seeded.as_json())
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+@cli.group(context_settings=CONTEXT)
+def jobs() -> None:
+    """Jobs, as their contracts present them."""
+
+
+def _param(_ctx: Any, _param: Any, values: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for value in values:
+        name, sep, raw = value.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"expected NAME=VALUE, got {value!r}")
+        params[name] = raw
+    return params
+
+
+@jobs.command("show", context_settings=CONTEXT)
+@click.argument("job_id")
+@click.option("--tenant", required=True, metavar="NAME", help="Tenant owning the job.")
+@click.option(
+    "--at",
+    metavar="TIME",
+    help="Show the job as it is at TIME: ISO-8601, or relative like +10m, -1h. [default: now]",
+)
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    callback=_param,
+    metavar="NAME=VALUE",
+    help="Extra query parameter of the GET operation, e.g. -p files_limit=10 (Captain).",
+)
+@store_option
+def jobs_show(
+    job_id: str, tenant: str, at: str | None, params: dict[str, str], store: str | None
+) -> None:
+    """Print job JOB_ID as its contract's GET operation answers it (pretty JSON)."""
+    now = time.time()
+    try:
+        moment = now if at is None else seeding.parse_instant(at, now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--at") from None
+    settings = _persistent(_settings(store=store))
+
+    async def show(opened: Store) -> Any:
+        owner = await _tenant(opened, tenant)
+        try:
+            record = await opened.get_job(owner.id, job_id)
+        except NotFound:
+            raise click.ClickException(f"tenant {tenant!r} has no job {job_id!r}") from None
+        operations = Operations(validate_responses=settings.validate_responses)
+        operation = operations.job_status(record.api)
+        reply = await operations.call(
+            operation.operation_id,
+            owner,
+            seeding.services_at(opened, settings, moment),
+            params={**params, "job_id": job_id},
+        )
+        if reply.status != 200:
+            raise click.ClickException(
+                f"{operation.operation_id} answered {reply.status}: {reply_detail(reply)}"
+            )
+        return reply.body
+
+    _echo_json(with_store(settings.store, show))
