@@ -114,7 +114,7 @@ def test_fixtures_are_loaded_once_per_store_at_start_up(backend: str, tmp_path: 
     settings = Settings(store=store_url(backend, tmp_path), fixtures=str(fixture))
     for _ in range(2):
         for api in start(settings):
-            api.clock.advance(1)  # the test clock was read before the fixture was seeded
+            api.clock.advance(60)  # the test clock was read before the fixture was seeded
             listed = api.client.get("/v2/jobs", headers=CI_CAPTAIN).json()
             assert listed["total"] == 1 and listed["jobs"][0]["status"] == "completed"
             crosmos = {"Authorization": "Bearer csk_fixture_ci_0001"}
