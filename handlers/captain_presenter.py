@@ -67,17 +67,25 @@ def _progress_message(record: JobRecord, state: JobState, progress: Progress) ->
     return f"Cancelled by {state.cancelled_by} after {done}"
 
 
+_FILE_MESSAGES = {
+    ItemStatus.QUEUED: "Waiting to be processed",
+    ItemStatus.CANCELLED: "Processing was cancelled",
+}
+
+
 def _file(record: JobRecord, state: JobState, item: Item) -> dict[str, Any]:
     view = item_state(record.plan, state, item)
-    message = {
-        ItemStatus.QUEUED: "Waiting to be processed",
-        ItemStatus.PROCESSING: f"{STAGE_DESCRIPTIONS[view.stage]}" if view.stage else "Processing",
-        ItemStatus.COMPLETED: f"Indexed ({item.units} pages)",
-        ItemStatus.CANCELLED: "Processing was cancelled",
-    }.get(view.status, view.error_message)
+    status = view.status
+    message: str | None
+    if status is ItemStatus.PROCESSING:
+        message = STAGE_DESCRIPTIONS[view.stage] if view.stage else "Processing"
+    elif status is ItemStatus.COMPLETED:
+        message = f"Indexed ({item.units} pages)"
+    else:
+        message = _FILE_MESSAGES.get(status) or view.error_message
     return {
         "uri": item.key,
-        "status": view.status.value,
+        "status": status.value,
         "stage": view.stage.value if view.stage else None,
         "progress_message": message,
         "error_code": view.error_code,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from collections.abc import Iterable
@@ -64,10 +65,15 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def iso(moment: float | None) -> str | None:
-    if moment is None:
-        return None
+@functools.lru_cache(maxsize=8192)
+def _iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat().replace("+00:00", "Z")
+
+
+def iso(moment: float | None) -> str | None:
+    """RFC 3339 in UTC with a ``Z``, as FastAPI writes it. Cached: the files of one page
+    share many instants (creation for queued files, the stop for cancelled ones)."""
+    return None if moment is None else _iso(moment)
 
 
 async def load_job(call: Call, job_id: str, api: str) -> JobRecord:

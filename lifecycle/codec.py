@@ -26,7 +26,9 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
         "job_id": plan.job_id,
         "created_at": plan.created_at,
         "scenario": plan.scenario,
-        "timing": [_time_out(t.queue), t.scan, t.item_gap, t.item_duration, t.finalize],
+        "timing": [
+            _time_out(value) for value in (t.queue, t.scan, t.item_gap, t.item_duration, t.finalize)
+        ],
         "n_items": plan.n_items,
         "totals": [plan.totals.failed, plan.totals.skipped, plan.totals.units],
         "failure": None
@@ -39,13 +41,13 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
 def plan_from_data(data: dict[str, Any]) -> Plan:
     if data.get("format") != FORMAT:
         raise ValueError(f"unsupported plan format {data.get('format')!r}")
-    queue, scan, gap, duration, finalize = data["timing"]
+    queue, scan, gap, duration, finalize = (_time_in(value) for value in data["timing"])
     failure = data["failure"]
     return Plan(
         job_id=data["job_id"],
         created_at=data["created_at"],
         scenario=data["scenario"],
-        timing=Timing(_time_in(queue), scan, gap, duration, finalize),
+        timing=Timing(queue, scan, gap, duration, finalize),
         n_items=data["n_items"],
         totals=Tally(*data["totals"]),
         failure=None

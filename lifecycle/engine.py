@@ -12,7 +12,7 @@ number of items. A failure or a cancel stops the timeline early.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from .model import (
     ITEM_STAGES,
@@ -56,42 +56,65 @@ def natural_end(plan: Plan) -> float:
     return processing_end(plan) + plan.timing.finalize
 
 
+def _point(start: float, length: float, fraction: float) -> float:
+    """``start + length * fraction``, without the NaN that infinite durations would give."""
+    if math.isinf(start):
+        return start
+    if math.isinf(length):
+        return start if fraction == 0 else math.inf
+    return start + length * fraction
+
+
 def failure_time(plan: Plan) -> float | None:
     failure = plan.failure
     if failure is None:
         return None
     if failure.stage is Stage.SCANNING:
-        return started_at(plan) + plan.timing.scan * failure.at
+        return _point(started_at(plan), plan.timing.scan, failure.at)
+    pe = processing_end(plan)
     if failure.stage is Stage.FINALIZING:
-        return processing_end(plan) + plan.timing.finalize * failure.at
-    p0, pe = processing_start(plan), processing_end(plan)
-    return p0 + (pe - p0) * failure.at
+        return _point(pe, plan.timing.finalize, failure.at)
+    p0 = processing_start(plan)
+    return _point(p0, math.inf if math.isinf(pe) else pe - p0, failure.at)
 
 
-def _count_reached(offset: float, first: float, gap: float, n: int) -> int:
-    """How many of ``first, first + gap, first + 2*gap, ...`` (n terms) are <= offset."""
-    if n == 0 or offset < first:
+def _count_reached(plan: Plan, t: float, moment: Callable[[int], float], lag: float) -> int:
+    """How many items' ``moment(i)`` (non-decreasing in i) is at or before ``t``.
+
+    Arithmetic gives the answer up to float rounding; it is then settled against the very
+    expression ``moment`` uses, so counts and per-item windows always agree.
+    """
+    n = plan.n_items
+    if n == 0 or t < moment(0):
         return 0
+    gap = plan.timing.item_gap
     if gap == 0:
         return n
-    return min(n, math.floor((offset - first) / gap) + 1)
+    estimate = (t - processing_start(plan) - lag) / gap
+    k = n if not estimate < n else max(0, math.floor(estimate) + 1)
+    while k > 0 and moment(k - 1) > t:
+        k -= 1
+    while k < n and moment(k) <= t:
+        k += 1
+    return k
 
 
 def settled_by(plan: Plan, t: float) -> int:
     """How many items have finished processing by time ``t``."""
-    first = processing_start(plan) + plan.timing.item_duration
-    return _count_reached(t, first, plan.timing.item_gap, plan.n_items)
+    return _count_reached(plan, t, lambda i: item_window(plan, i)[1], plan.timing.item_duration)
 
 
 def started_by(plan: Plan, t: float) -> int:
-    return _count_reached(t, processing_start(plan), plan.timing.item_gap, plan.n_items)
+    return _count_reached(plan, t, lambda i: item_window(plan, i)[0], 0.0)
 
 
 def _first_cancel(plan: Plan, events: Iterable[Event]) -> tuple[float, str] | None:
-    cancels = [(e.at, e.actor) for e in events if e.kind is EventKind.CANCEL]
+    """The earliest cancel; at the same instant, the planned (system) one came first."""
+    cancels = []
     if plan.cancel_after is not None:
         cancels.append((plan.created_at + plan.cancel_after, SYSTEM_ACTOR))
-    return min(cancels, default=None)
+    cancels += [(e.at, e.actor) for e in events if e.kind is EventKind.CANCEL]
+    return min(cancels, key=lambda cancel: cancel[0], default=None)
 
 
 def outcome(plan: Plan, events: Iterable[Event] = ()) -> tuple[float, Status]:

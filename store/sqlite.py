@@ -9,19 +9,20 @@ thanks to the running totals stored on each item.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlite_utils
 
 from lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
 from lifecycle.errors import Conflict, NotFound
-from lifecycle.model import Event, Item, Outcome, Stage, Status, Tally
+from lifecycle.model import NO_EXTRA, Event, Item, Outcome, Stage, Status, Tally
 
 from .base import (
     STATUS_SQL,
@@ -42,22 +43,32 @@ _JOB_COLUMNS = (
 )
 
 
+_OUTCOMES = {outcome.value: outcome for outcome in Outcome}
+_STAGES: dict[str | None, Stage | None] = {stage.value: stage for stage in Stage}
+_STAGES[None] = None
+T = TypeVar("T")
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
 class SQLiteStore(Store):
+    """Reads run inline on one connection; writes run on a dedicated writer thread with a
+    connection of its own, so a long write (a 100,000-file job) never stalls the event
+    loop, and WAL lets the reads go on meanwhile, seeing only committed data."""
+
     def __init__(self, path: str | Path) -> None:
         self.path = str(path)
-        self._conn: sqlite3.Connection | None = None
+        if self.path in ("", ":memory:"):
+            raise ValueError("an in-memory SQLite database cannot be shared: use memory://")
+        self._reader: sqlite3.Connection | None = None
+        self._writer: sqlite3.Connection | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- connection and schema ----------------------------------------------------------
 
-    async def open(self) -> None:
-        if self._conn is not None:
-            return
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+    def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
@@ -65,14 +76,25 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
-        self._conn = conn
-        with self._write():
-            self._create_schema(sqlite_utils.Database(conn))
+        return conn
+
+    async def open(self) -> None:
+        if self._reader is not None:
+            return
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._writer = self._connect()
+        self._transaction(lambda db: self._create_schema(sqlite_utils.Database(db)))
+        self._reader = self._connect()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
 
     async def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                conn.close()
+        self._reader = self._writer = None
 
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:
@@ -155,21 +177,30 @@ class SQLiteStore(Store):
 
     @property
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
+        if self._reader is None:
             raise RuntimeError("the store is not open")
-        return self._conn
+        return self._reader
 
-    @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """One write transaction, taking the write lock up front (no upgrade deadlocks)."""
-        conn = self._db
+        conn = self._writer
+        if conn is None:
+            raise RuntimeError("the store is not open")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            yield conn
+            result = work(conn)
         except BaseException:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        return result
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` in one write transaction, on the writer thread."""
+        if self._executor is None:
+            raise RuntimeError("the store is not open")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._transaction, work)
 
     # -- tenants and keys -------------------------------------------------------------
 
@@ -188,12 +219,11 @@ class SQLiteStore(Store):
         default_scenario: str | None = None,
     ) -> Tenant:
         tenant = Tenant(str(uuid.uuid4()), name, organization_id, credits, default_scenario)
+        row = (tenant.id, name, organization_id, credits, default_scenario)
         try:
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO tenants VALUES (?, ?, ?, ?, ?)",
-                    (tenant.id, name, organization_id, credits, default_scenario),
-                )
+            await self._write(
+                lambda db: db.execute("INSERT INTO tenants VALUES (?, ?, ?, ?, ?)", row)
+            )
         except sqlite3.IntegrityError:
             raise Conflict(f"tenant {name!r} already exists") from None
         return tenant
@@ -212,18 +242,19 @@ class SQLiteStore(Store):
         return int(self._db.execute("SELECT count(*) FROM tenants").fetchone()[0])
 
     async def set_default_scenario(self, tenant_id: str, scenario: str | None) -> Tenant:
-        with self._write() as db:
-            db.execute(
+        await self._write(
+            lambda db: db.execute(
                 "UPDATE tenants SET default_scenario = ? WHERE id = ?", (scenario, tenant_id)
             )
+        )
         return await self.get_tenant(tenant_id)
 
     async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
+        row = (api, key_hash, tenant_id, label)
         try:
-            with self._write() as db:
-                db.execute(
-                    "INSERT INTO api_keys VALUES (?, ?, ?, ?)", (api, key_hash, tenant_id, label)
-                )
+            await self._write(
+                lambda db: db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?)", row)
+            )
         except sqlite3.IntegrityError:
             raise NotFound("tenant not found") from None
 
@@ -254,55 +285,59 @@ class SQLiteStore(Store):
         )
 
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
+        return await self._write(lambda db: self._create_job(db, tenant_id, job))
+
+    def _create_job(
+        self, db: sqlite3.Connection, tenant_id: str, job: NewJob
+    ) -> tuple[JobRecord, bool]:
         plan = job.plan
-        with self._write() as db:
-            if job.idempotency is not None:
-                seen = db.execute(
-                    "SELECT fingerprint, job_id FROM idempotency WHERE tenant_id = ? AND key = ?",
-                    (tenant_id, job.idempotency.key),
-                ).fetchone()
-                if seen is not None:
-                    if seen[0] != job.idempotency.fingerprint:
-                        raise IdempotencyMismatch("idempotency key reused with a different body")
-                    return self._get_job(tenant_id, seen[1]), False
-                db.execute(
-                    "INSERT INTO idempotency VALUES (?, ?, ?, ?)",
-                    (tenant_id, job.idempotency.key, job.idempotency.fingerprint, plan.job_id),
-                )
-            row = db.execute(
-                "UPDATE tenants SET credits = credits - ? WHERE id = ? RETURNING credits",
-                (job.credits, tenant_id),
+        if job.idempotency is not None:
+            seen = db.execute(
+                "SELECT fingerprint, job_id FROM idempotency WHERE tenant_id = ? AND key = ?",
+                (tenant_id, job.idempotency.key),
             ).fetchone()
-            if row is None:
-                raise NotFound("tenant not found")
-            remaining = row[0]
-            serial_base = self._advance(db, tenant_id, "item", len(job.items)) - len(job.items)
-            started_at, ends_at, final = milestones(plan)
-            try:
-                db.execute(
-                    "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?)",
-                    (
-                        tenant_id,
-                        plan.job_id,
-                        job.api,
-                        job.kind,
-                        job.collection,
-                        _dumps(dict(job.attrs)),
-                        _dumps(plan_to_data(plan)),
-                        serial_base,
-                        remaining,
-                        plan.created_at,
-                        started_at,
-                        ends_at,
-                        final.value,
-                    ),
-                )
-            except sqlite3.IntegrityError:
-                raise Conflict("job id already exists") from None
-            db.executemany(
-                "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                self._item_rows(tenant_id, plan.job_id, job.items),
+            if seen is not None:
+                if seen[0] != job.idempotency.fingerprint:
+                    raise IdempotencyMismatch("idempotency key reused with a different body")
+                return self._get_job(db, tenant_id, seen[1]), False
+            db.execute(
+                "INSERT INTO idempotency VALUES (?, ?, ?, ?)",
+                (tenant_id, job.idempotency.key, job.idempotency.fingerprint, plan.job_id),
             )
+        row = db.execute(
+            "UPDATE tenants SET credits = credits - ? WHERE id = ? RETURNING credits",
+            (job.credits, tenant_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("tenant not found")
+        remaining = row[0]
+        serial_base = self._advance(db, tenant_id, "item", len(job.items)) - len(job.items)
+        started_at, ends_at, final = milestones(plan)
+        try:
+            db.execute(
+                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?)",
+                (
+                    tenant_id,
+                    plan.job_id,
+                    job.api,
+                    job.kind,
+                    job.collection,
+                    _dumps(dict(job.attrs)),
+                    _dumps(plan_to_data(plan)),
+                    serial_base,
+                    remaining,
+                    plan.created_at,
+                    started_at,
+                    ends_at,
+                    final.value,
+                ),
+            )
+        except sqlite3.IntegrityError:
+            raise Conflict("job id already exists") from None
+        db.executemany(
+            "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._item_rows(tenant_id, plan.job_id, job.items),
+        )
         record = JobRecord(
             tenant_id,
             job.api,
@@ -342,8 +377,8 @@ class SQLiteStore(Store):
                 units,
             )
 
-    def _get_job(self, tenant_id: str, job_id: str) -> JobRecord:
-        row = self._db.execute(
+    def _get_job(self, db: sqlite3.Connection, tenant_id: str, job_id: str) -> JobRecord:
+        row = db.execute(
             f"SELECT {_JOB_COLUMNS} FROM jobs WHERE tenant_id = ? AND job_id = ?",
             (tenant_id, job_id),
         ).fetchone()
@@ -352,7 +387,7 @@ class SQLiteStore(Store):
         return self._record(row)
 
     async def get_job(self, tenant_id: str, job_id: str) -> JobRecord:
-        return self._get_job(tenant_id, job_id)
+        return self._get_job(self._db, tenant_id, job_id)
 
     async def items(
         self, tenant_id: str, job_id: str, *, after: int = -1, limit: int
@@ -367,12 +402,12 @@ class SQLiteStore(Store):
             Item(
                 ordinal,
                 key,
-                Outcome(outcome),
+                _OUTCOMES[outcome],
                 units,
-                Stage(stage) if stage else None,
+                _STAGES[stage],
                 code,
                 message,
-                orjson.loads(extra) if extra else {},
+                orjson.loads(extra) if extra else NO_EXTRA,
             )
             for ordinal, key, outcome, units, stage, code, message, extra in rows
         ]
@@ -392,26 +427,30 @@ class SQLiteStore(Store):
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
     ) -> JobRecord:
-        with self._write() as db:
-            row = db.execute(
-                "UPDATE jobs SET events = json_insert(events, '$[#]', json(?)) "
-                f"WHERE tenant_id = ? AND job_id = ? RETURNING {_JOB_COLUMNS}",
-                (_dumps(event_to_data(event)), tenant_id, job_id),
-            ).fetchone()
-            if row is None:
-                raise NotFound("job not found")
-            record = self._record(row)
-            _, ended_before, final_before = milestones(record.plan, record.events[:-1])
-            started_at, ends_at, final = milestones(record.plan, record.events)
-            db.execute(
-                "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
-                "WHERE tenant_id = ? AND job_id = ?",
-                (started_at, ends_at, final.value, tenant_id, job_id),
-            )
-            if refund and (ended_before, final_before) != (ends_at, final):
-                db.execute(
-                    "UPDATE tenants SET credits = credits + ? WHERE id = ?", (refund, tenant_id)
-                )
+        return await self._write(
+            lambda db: self._append_event(db, tenant_id, job_id, event, refund)
+        )
+
+    def _append_event(
+        self, db: sqlite3.Connection, tenant_id: str, job_id: str, event: Event, refund: float
+    ) -> JobRecord:
+        row = db.execute(
+            "UPDATE jobs SET events = json_insert(events, '$[#]', json(?)) "
+            f"WHERE tenant_id = ? AND job_id = ? RETURNING {_JOB_COLUMNS}",
+            (_dumps(event_to_data(event)), tenant_id, job_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("job not found")
+        record = self._record(row)
+        _, ended_before, final_before = milestones(record.plan, record.events[:-1])
+        started_at, ends_at, final = milestones(record.plan, record.events)
+        db.execute(
+            "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
+            "WHERE tenant_id = ? AND job_id = ?",
+            (started_at, ends_at, final.value, tenant_id, job_id),
+        )
+        if refund and (ended_before, final_before) != (ends_at, final):
+            db.execute("UPDATE tenants SET credits = credits + ? WHERE id = ?", (refund, tenant_id))
         return record
 
     async def list_jobs(
@@ -467,10 +506,11 @@ class SQLiteStore(Store):
         return int(row[0])
 
     async def next_sequence(self, tenant_id: str, name: str) -> int:
-        with self._write() as db:
-            return self._advance(db, tenant_id, f"seq:{name}", 1)
+        return await self._write(lambda db: self._advance(db, tenant_id, f"seq:{name}", 1))
 
     async def meta(self, name: str, default: str) -> str:
-        with self._write() as db:
+        def first_write_wins(db: sqlite3.Connection) -> str:
             db.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (name, default))
             return str(db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0])
+
+        return await self._write(first_write_wins)
