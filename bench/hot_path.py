@@ -1,0 +1,267 @@
+"""The hot path: GET of one existing job, pollable against a bare Starlette ceiling.
+
+    python -m bench.hot_path                 # 6 rounds x 5 s per target (about 3.5 minutes)
+    python -m bench.hot_path --quick         # smoke run: 1 round x 2 s
+    python -m bench.hot_path --rounds 3 --duration 10 --connections 64
+
+One run, on one machine, with the same load generator (wrk -t1 -c32 when installed):
+
+- ceiling: ``bench.ceiling_app``, bare Starlette under uvicorn, answering the very bytes
+  pollable answers for the same path (no auth, no store, no validation);
+- pollable: ``create_app(Settings)`` under uvicorn (1 worker, loop/http auto, SQLite store),
+  response validation on (the default);
+- pollable with ``validate_responses=False`` (skip with ``--no-unvalidated``).
+
+Targets: a Crosmos job (``GET /api/v1/jobs/{id}``, completed, 3 sources) and a Captain job
+with 50 files (``GET /v2/jobs/{id}``, completed, default page of 50 files). Both jobs are
+created over HTTP with the real POST endpoints, so they are shaped exactly like a client's.
+They are completed (``Prefer: scenario=instant``) so every round serves the same bytes.
+
+Rounds are interleaved (round r runs every target, in an order rotated by r), so machine
+noise hits all targets alike; many short rounds beat a few long ones on a shared, noisy
+machine. Reported: median req/s over rounds, median p50/p99, and the ratio to the ceiling
+of the same API as the median of the per-round ratios (each measured minutes apart at
+most), with their range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import harness as h
+
+
+@dataclass(frozen=True)
+class Target:
+    api: str
+    server: str
+    path: str
+    headers: dict[str, str]
+
+    @property
+    def name(self) -> str:
+        return f"{self.api}/{self.server}"
+
+
+SERVER_LABELS = {
+    "ceiling": "bare Starlette ceiling (same bytes, no validation)",
+    "pollable": "pollable (response validation on)",
+    "pollable-novalidate": "pollable (validate_responses=False)",
+}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.hot_path", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run (5)")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds (6)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="seconds of warm-up per target")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c (32)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk -t (1)")
+    parser.add_argument("--captain-files", type=int, default=50, help="files in the Captain job")
+    parser.add_argument("--crosmos-sources", type=int, default=3, help="sources in the Crosmos job")
+    parser.add_argument(
+        "--no-unvalidated", action="store_true", help="skip pollable with validate_responses=False"
+    )
+    parser.add_argument(
+        "--load",
+        choices=("auto", "wrk", "python"),
+        default="auto",
+        help="load generator: wrk if installed (auto), or the Python fallback",
+    )
+    parser.add_argument("--quick", action="store_true", help="smoke run: 1 round x 2 s")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.duration, args.rounds, args.warmup = 2.0, 1, 1.0
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    env = h.environment(args.load)
+    h.log(f"environment: {h.describe(env)}")
+    if not env["load_tool"].startswith("wrk"):
+        h.log(
+            "WARNING: using the Python load generator, not wrk: it saturates early, so its "
+            "numbers are lower bounds, comparable only within this run"
+        )
+    with h.workdir("hot") as work:
+        results = run(args, work)
+    report(args, env, results)
+    return 0
+
+
+def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    store_url = f"sqlite:///{work}/pollable.db"
+    tenant = h.provision(store_url)
+    servers: dict[str, h.Server] = {}
+    try:
+        h.log("starting pollable (response validation on)")
+        servers["pollable"] = h.pollable_server("pollable", store_url, work).start()
+        base = servers["pollable"].url
+        crosmos_id = h.create_crosmos_job(base, tenant, sources=args.crosmos_sources)
+        captain_id = h.create_captain_job(
+            base,
+            tenant,
+            collection="hot-path",
+            bucket="bench-hot-path",
+            max_files=args.captain_files,
+            scenario="instant",
+        )
+        paths = {
+            "crosmos": (f"/api/v1/jobs/{crosmos_id}", tenant.crosmos),
+            "captain": (f"/v2/jobs/{captain_id}", tenant.captain),
+        }
+        bodies = {path: h.fetch(base, path, headers) for path, headers in paths.values()}
+        for api, (path, _) in paths.items():
+            h.log(f"{api} job: GET {path} answers {len(bodies[path]):,} bytes")
+
+        if not args.no_unvalidated:
+            h.log("starting pollable (validate_responses=False), same store")
+            servers["pollable-novalidate"] = h.pollable_server(
+                "pollable-novalidate", store_url, work, validate_responses=False
+            ).start()
+        h.log("starting the bare Starlette ceiling")
+        servers["ceiling"] = h.ceiling_server("ceiling", bodies, work).start()
+
+        targets = [
+            Target(api, server, path, headers)
+            for api, (path, headers) in paths.items()
+            for server in ("ceiling", "pollable", "pollable-novalidate")
+            if server in servers
+        ]
+        for target in targets:  # every server answers the very same bytes
+            got = h.fetch(servers[target.server].url, target.path, target.headers)
+            if got != bodies[target.path]:
+                raise SystemExit(f"{target.name} answers different bytes than pollable")
+
+        load = {"connections": args.connections, "threads": args.threads, "tool": args.load}
+        if args.warmup > 0:
+            for target in targets:
+                h.log(f"warm-up {target.name} ({args.warmup:g}s)")
+                h.run_load(
+                    servers[target.server].url + target.path,
+                    target.headers,
+                    duration=args.warmup,
+                    **load,
+                )
+
+        samples: dict[str, list[h.LoadResult]] = {t.name: [] for t in targets}
+        total = args.rounds * len(targets)
+        done = 0
+        for round_no in range(args.rounds):
+            shift = round_no % len(targets)
+            for target in targets[shift:] + targets[:shift]:
+                result = h.run_load(
+                    servers[target.server].url + target.path,
+                    target.headers,
+                    duration=args.duration,
+                    **load,
+                )
+                samples[target.name].append(result)
+                done += 1
+                h.log(
+                    f"[{done}/{total}] round {round_no + 1}/{args.rounds} {target.name:30} "
+                    f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
+                    f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}"
+                )
+
+        for api, (path, headers) in paths.items():  # the jobs did not change under load
+            if h.fetch(base, path, headers) != bodies[path]:
+                raise SystemExit(f"the {api} job's body changed during the run")
+    finally:
+        for server in servers.values():
+            server.stop()
+    return {
+        "targets": [t.name for t in targets],
+        "paths": {api: path for api, (path, _) in paths.items()},
+        "body_bytes": {api: len(bodies[path]) for api, (path, _) in paths.items()},
+        "samples": samples,
+    }
+
+
+def paired(samples: dict[str, list[h.LoadResult]], name: str, base: str) -> list[float]:
+    """Per-round ratio of ``name``'s req/s to ``base``'s (same round, minutes apart at most)."""
+    return [a.rps / b.rps for a, b in zip(samples[name], samples[base], strict=True)]
+
+
+def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any]) -> None:
+    samples: dict[str, list[h.LoadResult]] = results["samples"]
+    medians = {name: h.median([r.rps for r in runs]) for name, runs in samples.items()}
+    ratios = {name: paired(samples, name, name.split("/", 1)[0] + "/ceiling") for name in samples}
+    rows = []
+    for name in results["targets"]:
+        api, server = name.split("/", 1)
+        runs = samples[name]
+        rows.append(
+            [
+                api,
+                SERVER_LABELS[server],
+                f"{medians[name]:,.0f}",
+                f"{h.median([r.p50_ms for r in runs]):.2f}",
+                f"{h.median([r.p99_ms for r in runs]):.2f}",
+                f"{h.median(ratios[name]):.2f}",
+                f"{min(ratios[name]):.2f}-{max(ratios[name]):.2f}",
+                ", ".join(f"{r.rps:,.0f}" for r in runs),
+                sum(r.errors for r in runs),
+            ]
+        )
+    headers = [
+        "API",
+        "server",
+        "req/s (median)",
+        "p50 ms",
+        "p99 ms",
+        "x ceiling",
+        "range",
+        "req/s per round",
+        "errors",
+    ]
+    print()
+    print(
+        f"## Hot path: GET one job — {args.rounds} round(s) x {args.duration:g} s per target, "
+        f"wrk -t{args.threads} -c{args.connections}"
+    )
+    print()
+    print(f"Environment: {h.describe(env)}")
+    print()
+    print(h.table(headers, rows))
+    print()
+    validation = {}
+    for api in ("crosmos", "captain"):
+        on, off = f"{api}/pollable", f"{api}/pollable-novalidate"
+        if on in samples and off in samples:
+            share = h.median(paired(samples, on, off))
+            validation[api] = 1 - share
+            print(
+                f"- {api}: with response validation pollable serves {share:.2f}x the requests "
+                f"it serves without (median of per-round ratios: validation costs "
+                f"{1 - share:.0%}); body {results['body_bytes'][api]:,} B"
+            )
+    print(
+        "- 'x ceiling' is the median over rounds of (req/s / ceiling req/s in the same round); "
+        "'range' is its min-max."
+    )
+    path = h.save_results(
+        "hot_path",
+        {
+            "environment": env,
+            "args": vars(args),
+            "paths": results["paths"],
+            "body_bytes": results["body_bytes"],
+            "median_rps": medians,
+            "ratio_to_ceiling": {name: h.median(values) for name, values in ratios.items()},
+            "validation_cost": validation,
+            "samples": samples,
+        },
+    )
+    print(f"- Raw numbers: {path.relative_to(h.ROOT)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

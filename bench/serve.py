@@ -1,0 +1,54 @@
+"""Run pollable under uvicorn for a benchmark: one worker, loop/http "auto" (uvloop and
+httptools when installed), no access log.
+
+    python -m bench.serve --store sqlite:////tmp/x.db --port 8123 [--no-validate-responses]
+
+Settings are built from the flags only (no ``POLLABLE_*`` variables), so a benchmark is not
+changed by the caller's environment. This stands in for the server CLI: what runs is the
+same ``create_app(Settings)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from server.app import create_app
+from server.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.serve")
+    parser.add_argument("--store", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--time-scale", type=float, default=None)
+    parser.add_argument("--no-validate-responses", action="store_true")
+    parser.add_argument("--loop", default="auto")
+    parser.add_argument("--http", default="auto")
+    args = parser.parse_args(argv)
+    settings = Settings.build(
+        {},
+        store=args.store,
+        host=args.host,
+        port=args.port,
+        time_scale=args.time_scale,
+        validate_responses=False if args.no_validate_responses else None,
+        log_level="warning",
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        loop=args.loop,
+        http=args.http,
+        workers=1,
+        lifespan="on",
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
