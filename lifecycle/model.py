@@ -6,8 +6,9 @@ queue never starts). Everything here is immutable data.
 
 from __future__ import annotations
 
+import collections
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import NamedTuple
@@ -115,16 +116,22 @@ class Tally:
     units: int = 0
 
     @staticmethod
-    def of(items: tuple[Item, ...] | list[Item]) -> Tally:
-        failed = skipped = units = 0
-        for item in items:
-            if item.outcome is Outcome.FAILED:
-                failed += 1
-            elif item.outcome is Outcome.SKIPPED:
-                skipped += 1
-            else:
-                units += item.units
-        return Tally(failed, skipped, units)
+    def of(items: Iterable[Item]) -> Tally:
+        last = collections.deque(running_tallies(items), maxlen=1)
+        return last[0] if last else Tally()
+
+
+def running_tallies(items: Iterable[Item]) -> Iterator[Tally]:
+    """The tally of the first k items, for k = 1, 2, ...: what stores keep per item."""
+    failed = skipped = units = 0
+    for item in items:
+        if item.outcome is Outcome.FAILED:
+            failed += 1
+        elif item.outcome is Outcome.SKIPPED:
+            skipped += 1
+        else:
+            units += item.units
+        yield Tally(failed, skipped, units)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from lifecycle.errors import Conflict, NotFound
-from lifecycle.model import Event, Item, Outcome, Status, Tally
+from lifecycle.model import Event, Item, Outcome, Status, Tally, running_tallies
 
 from .base import (
     IdempotencyMismatch,
@@ -41,20 +41,6 @@ class _State:
     idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     sequences: dict[tuple[str, str], int] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
-
-
-def _prefix_tallies(items: Sequence[Item]) -> list[Tally]:
-    prefix = [Tally()]
-    for item in items:
-        last = prefix[-1]
-        prefix.append(
-            Tally(
-                last.failed + (item.outcome is Outcome.FAILED),
-                last.skipped + (item.outcome is Outcome.SKIPPED),
-                last.units + (item.units if item.outcome is Outcome.COMPLETED else 0),
-            )
-        )
-    return prefix
 
 
 class MemoryStore(Store):
@@ -138,7 +124,7 @@ class MemoryStore(Store):
         self._s.jobs[job_key] = _Job(
             record,
             tuple(job.items),
-            _prefix_tallies(job.items),
+            [Tally(), *running_tallies(job.items)],
             started_at,
             ends_at,
             final,

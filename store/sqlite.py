@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +23,16 @@ import sqlite_utils
 
 from lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
 from lifecycle.errors import Conflict, NotFound
-from lifecycle.model import NO_EXTRA, Event, Item, Outcome, Stage, Status, Tally
+from lifecycle.model import (
+    NO_EXTRA,
+    Event,
+    Item,
+    Outcome,
+    Stage,
+    Status,
+    Tally,
+    running_tallies,
+)
 
 from .base import (
     STATUS_SQL,
@@ -73,10 +83,24 @@ class SQLiteStore(Store):
             self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
         )
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
+        self._enable_wal(conn)
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA foreign_keys = ON")
         return conn
+
+    @staticmethod
+    def _enable_wal(conn: sqlite3.Connection) -> None:
+        """Switch to WAL. SQLite answers "locked" at once, without its busy handler, when
+        another process holds the lock of a new file, so wait here as the handler would."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
 
     async def open(self) -> None:
         if self._reader is not None:
@@ -353,14 +377,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _item_rows(tenant_id: str, job_id: str, items: Sequence[Item]) -> Iterator[tuple[Any, ...]]:
-        failed = skipped = units = 0
-        for item in items:
-            if item.outcome is Outcome.FAILED:
-                failed += 1
-            elif item.outcome is Outcome.SKIPPED:
-                skipped += 1
-            else:
-                units += item.units
+        for item, tally in zip(items, running_tallies(items), strict=True):
             yield (
                 tenant_id,
                 job_id,
@@ -372,9 +389,9 @@ class SQLiteStore(Store):
                 item.error_code,
                 item.error_message,
                 _dumps(dict(item.extra)) if item.extra else None,
-                failed,
-                skipped,
-                units,
+                tally.failed,
+                tally.skipped,
+                tally.units,
             )
 
     def _get_job(self, db: sqlite3.Connection, tenant_id: str, job_id: str) -> JobRecord:
