@@ -85,7 +85,8 @@ def _count_reached(plan: Plan, t: float, moment: Callable[[int], float], lag: fl
     expression ``moment`` uses, so counts and per-item windows always agree.
     """
     n = plan.n_items
-    if n == 0 or t < moment(0):
+    first = moment(0)
+    if n == 0 or t < first or math.isinf(first):
         return 0
     gap = plan.timing.item_gap
     if gap == 0:
@@ -164,7 +165,7 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
     """The job's state at ``now``. Pure: the same plan, events and time give the same state."""
     events = tuple(events)
     end, final = outcome(plan, events)
-    terminal = now >= end
+    terminal = now >= end and not math.isinf(end)
     as_of = end if terminal else now
     start = started_at(plan)
     settled = settled_by(plan, as_of)
@@ -172,7 +173,9 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
     stopped = final in (Status.CANCELLED, Status.FAILED)
     cancel = _first_cancel(plan, events) if final is Status.CANCELLED else None
 
-    status = (Status.PENDING if now < start else Status.RUNNING) if not terminal else final
+    # A job that never starts (start = inf) is pending even "at" infinity.
+    has_started = now >= start and not math.isinf(start)
+    status = final if terminal else (Status.RUNNING if has_started else Status.PENDING)
 
     if status is Status.PENDING or (status is Status.CANCELLED and as_of < start):
         stage = None
@@ -186,7 +189,7 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
         as_of=as_of,
         status=status,
         stage=stage,
-        started_at=start if as_of >= start else None,
+        started_at=start if as_of >= start and not math.isinf(start) else None,
         ended_at=end if terminal else None,
         cancelled_at=cancel[0] if terminal and cancel else None,
         cancelled_by=cancel[1] if terminal and cancel else None,

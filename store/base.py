@@ -135,7 +135,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
-        """Store an API key by its hash (never the key). ``label`` is a safe-to-show prefix."""
+        """Store an API key by its hash (never the key). ``label`` is a safe-to-show prefix.
+        Raises ``NotFound`` for an unknown tenant and ``Conflict`` for a key already stored."""
 
     @abc.abstractmethod
     async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
@@ -164,7 +165,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def tally(self, tenant_id: str, job_id: str, k: int) -> Tally:
-        """Counts over the job's first ``k`` items, at the cost of one read."""
+        """Counts over the job's first ``k`` items (all of them when ``k`` exceeds their
+        number), at the cost of one read."""
 
     @abc.abstractmethod
     async def append_event(

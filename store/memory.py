@@ -87,6 +87,8 @@ class MemoryStore(Store):
 
     async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
         await self.get_tenant(tenant_id)
+        if (api, key_hash) in self._s.keys:
+            raise Conflict("this key is already stored")
         self._s.keys[(api, key_hash)] = tenant_id
 
     async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:

@@ -279,8 +279,10 @@ class SQLiteStore(Store):
             await self._write(
                 lambda db: db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?)", row)
             )
-        except sqlite3.IntegrityError:
-            raise NotFound("tenant not found") from None
+        except sqlite3.IntegrityError as exc:
+            if "FOREIGN KEY" in str(exc):
+                raise NotFound("tenant not found") from None
+            raise Conflict("this key is already stored") from None
 
     async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
         row = self._db.execute(
@@ -430,16 +432,13 @@ class SQLiteStore(Store):
         ]
 
     async def tally(self, tenant_id: str, job_id: str, k: int) -> Tally:
-        if k <= 0:
-            return Tally()
+        # The running totals of the last item before ``k``: one step down the primary key.
         row = self._db.execute(
             "SELECT cum_failed, cum_skipped, cum_units FROM items "
-            "WHERE tenant_id = ? AND job_id = ? AND ordinal = ?",
-            (tenant_id, job_id, k - 1),
+            "WHERE tenant_id = ? AND job_id = ? AND ordinal < ? ORDER BY ordinal DESC LIMIT 1",
+            (tenant_id, job_id, k),
         ).fetchone()
-        if row is None:
-            raise NotFound("no such item")
-        return Tally(*row)
+        return Tally() if row is None else Tally(*row)
 
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0

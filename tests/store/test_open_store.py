@@ -1,0 +1,38 @@
+"""``store.open_store``: a backend is chosen by URL, and nothing is opened yet."""
+
+from __future__ import annotations
+
+import pytest
+
+from store import UnsupportedStore, open_store
+from store.memory import MemoryStore
+from store.sqlite import SQLiteStore
+
+
+def test_memory_url():
+    assert isinstance(open_store("memory://"), MemoryStore)
+    assert open_store("memory://") is not open_store("memory://")
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///pollable.db", "pollable.db"),
+        ("sqlite:///data/pollable.db", "data/pollable.db"),
+        ("sqlite:////var/lib/pollable.db", "/var/lib/pollable.db"),
+    ],
+)
+def test_sqlite_urls(url, path, tmp_path):
+    store = open_store(url)
+    assert isinstance(store, SQLiteStore)
+    assert store.path == path
+    assert not (tmp_path / path).exists()
+
+
+@pytest.mark.parametrize(
+    "url", ["", "memory", "pollable.db", "sqlite://", "sqlite:///", "redis://localhost", "x://y"]
+)
+def test_unsupported_urls(url):
+    with pytest.raises(UnsupportedStore) as caught:
+        open_store(url)
+    assert isinstance(caught.value, ValueError)

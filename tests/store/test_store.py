@@ -1,0 +1,731 @@
+"""The contract every store backend keeps (``store/base.py``). Each test takes only ``store``.
+
+No test relies on a clean store: tenants, names and keys are unique per test, so the suite
+can run against a long-lived PostgreSQL database as well.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import uuid
+from collections.abc import Sequence
+
+import pytest
+
+from lifecycle.engine import SYSTEM_ACTOR, state_at
+from lifecycle.errors import Conflict, NotFound, PollableError
+from lifecycle.model import Event, EventKind, Item, Outcome, Stage, Status, Tally
+from lifecycle.planner import Work, plan_job
+from lifecycle.scenarios import CATALOGUE
+from store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob, Tenant
+
+pytestmark = pytest.mark.anyio
+
+T0 = 1_700_000_000.0
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def make_tenant(store, credits: float = 100.0, **options) -> Tenant:
+    return await store.create_tenant(
+        unique("tenant"), organization_id=unique("org"), credits=credits, **options
+    )
+
+
+def varied_work(n: int) -> list[Work]:
+    """Items with every outcome, units, error fields and extras."""
+    work = []
+    for i in range(n):
+        key = f"s3://bucket/doc-{i:05d}.pdf"
+        if i % 5 == 3:
+            work.append(Work(key, i, Outcome.FAILED, Stage.TAGGING, "tagging_failed", "no tags"))
+        elif i % 7 == 4:
+            work.append(Work(key, 0, Outcome.SKIPPED, None, "unsupported_file_type", "no"))
+        else:
+            work.append(Work(key, i % 9 + 1, extra={"pages": i % 9 + 1} if i % 2 else {}))
+    return work
+
+
+def new_job(
+    *,
+    scenario: str = "happy",
+    work: Sequence[Work] | None = None,
+    n: int = 5,
+    created_at: float = T0,
+    api: str = "captain",
+    kind: str = "index",
+    collection: str | None = None,
+    credits: float = 0.0,
+    idempotency: Idempotency | None = None,
+    job_id: str | None = None,
+    attrs: dict | None = None,
+) -> NewJob:
+    job_id = job_id or unique("job")
+    plan, items = plan_job(
+        job_id=job_id,
+        created_at=created_at,
+        scenario=CATALOGUE[scenario],
+        work=varied_work(n) if work is None else work,
+        seed=job_id,
+    )
+    return NewJob(
+        api=api,
+        kind=kind,
+        plan=plan,
+        items=items,
+        collection=collection,
+        attrs=attrs or {},
+        credits=credits,
+        idempotency=idempotency,
+    )
+
+
+async def create(store, tenant: Tenant, **options) -> tuple[JobRecord, NewJob]:
+    job = new_job(**options)
+    record, created = await store.create_job(tenant.id, job)
+    assert created is True
+    return record, job
+
+
+async def all_items(store, tenant_id: str, job_id: str, page: int) -> list[Item]:
+    collected: list[Item] = []
+    after = -1
+    for _ in range(10_000):  # bounded, so a backend that repeats items fails, not hangs
+        batch = await store.items(tenant_id, job_id, after=after, limit=page)
+        assert len(batch) <= page
+        if not batch:
+            return collected
+        assert all(item.ordinal > after for item in batch), "a page repeated earlier items"
+        collected.extend(batch)
+        after = batch[-1].ordinal
+    raise AssertionError("paging never ended")
+
+
+def cancel(at: float, actor: str = "user-ada") -> Event:
+    return Event(EventKind.CANCEL, at, actor)
+
+
+# -- tenants ------------------------------------------------------------------------------
+
+
+async def test_create_and_find_tenant(store):
+    name = unique("acme")
+    tenant = await store.create_tenant(
+        name, organization_id="org-1", credits=250.0, default_scenario="slow"
+    )
+    assert (tenant.name, tenant.organization_id, tenant.credits, tenant.default_scenario) == (
+        name, "org-1", 250.0, "slow",
+    )  # fmt: skip
+    assert await store.find_tenant(name) == tenant
+    assert await store.get_tenant(tenant.id) == tenant
+    other = await make_tenant(store)
+    assert other.id != tenant.id
+
+
+async def test_tenant_name_conflict(store):
+    tenant = await make_tenant(store)
+    with pytest.raises(Conflict):
+        await store.create_tenant(tenant.name, organization_id="org-2", credits=1.0)
+    assert await store.get_tenant(tenant.id) == tenant
+    assert issubclass(Conflict, PollableError)
+
+
+async def test_unknown_tenants(store):
+    assert await store.find_tenant(unique("nobody")) is None
+    with pytest.raises(NotFound):
+        await store.get_tenant(str(uuid.uuid4()))
+    with pytest.raises(NotFound):
+        await store.set_default_scenario(str(uuid.uuid4()), "slow")
+
+
+async def test_count_tenants(store):
+    before = await store.count_tenants()
+    await make_tenant(store)
+    await make_tenant(store)
+    assert await store.count_tenants() == before + 2
+
+
+async def test_set_and_clear_default_scenario(store):
+    tenant = await make_tenant(store)
+    assert tenant.default_scenario is None
+    updated = await store.set_default_scenario(tenant.id, "partial")
+    assert updated.default_scenario == "partial"
+    assert (await store.get_tenant(tenant.id)).default_scenario == "partial"
+    assert (await store.find_tenant(tenant.name)).default_scenario == "partial"
+    cleared = await store.set_default_scenario(tenant.id, None)
+    assert cleared.default_scenario is None
+    assert (await store.get_tenant(tenant.id)).default_scenario is None
+
+
+# -- keys ---------------------------------------------------------------------------------
+
+
+async def test_keys_authenticate_their_tenant_for_their_api_only(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    key_hash = unique("sha256")
+    await store.add_key(acme.id, api="crosmos", key_hash=key_hash, label="pk_live_ab")
+    assert await store.tenant_for_key("crosmos", key_hash) == acme
+    assert await store.tenant_for_key("captain", key_hash) is None
+    assert await store.tenant_for_key("crosmos", unique("sha256")) is None
+
+    # The same hash may exist for another API and tenant; each resolves on its own.
+    await store.add_key(globex.id, api="captain", key_hash=key_hash, label="cap_ab")
+    assert await store.tenant_for_key("captain", key_hash) == globex
+    assert await store.tenant_for_key("crosmos", key_hash) == acme
+
+
+async def test_a_tenant_may_hold_several_keys(store):
+    tenant = await make_tenant(store)
+    hashes = [unique("sha256") for _ in range(3)]
+    for key_hash in hashes:
+        await store.add_key(tenant.id, api="captain", key_hash=key_hash, label=key_hash[:6])
+    for key_hash in hashes:
+        assert await store.tenant_for_key("captain", key_hash) == tenant
+
+
+async def test_a_key_is_stored_once(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    key_hash = unique("sha256")
+    await store.add_key(acme.id, api="crosmos", key_hash=key_hash, label="csk_ab")
+    for owner in (acme, globex):
+        with pytest.raises(Conflict):
+            await store.add_key(owner.id, api="crosmos", key_hash=key_hash, label="csk_ab")
+    assert await store.tenant_for_key("crosmos", key_hash) == acme
+    with pytest.raises(NotFound):
+        await store.add_key(str(uuid.uuid4()), api="crosmos", key_hash=unique("sha"), label="x")
+
+
+async def test_key_lookup_shows_the_current_tenant(store):
+    tenant = await make_tenant(store, credits=10.0)
+    key_hash = unique("sha256")
+    await store.add_key(tenant.id, api="captain", key_hash=key_hash, label="cap")
+    await create(store, tenant, credits=4.0)
+    await store.set_default_scenario(tenant.id, "slow")
+    found = await store.tenant_for_key("captain", key_hash)
+    assert (found.credits, found.default_scenario) == (6.0, "slow")
+
+
+# -- jobs ---------------------------------------------------------------------------------
+
+
+async def test_create_and_get_job(store):
+    tenant = await make_tenant(store)
+    attrs = {"space_id": "space-1", "processing": {"mode": "fast", "langs": ["en", "fr"]}}
+    record, job = await create(
+        store, tenant, api="crosmos", kind="source", collection="docs", attrs=attrs, n=12
+    )
+    assert record.tenant_id == tenant.id
+    assert (record.api, record.kind, record.collection) == ("crosmos", "source", "docs")
+    assert record.attrs == attrs
+    assert record.plan == job.plan
+    assert record.job_id == job.plan.job_id
+    assert record.events == ()
+    assert await store.get_job(tenant.id, record.job_id) == record
+
+
+async def test_plans_survive_storage_exactly(store):
+    tenant = await make_tenant(store)
+    for scenario in sorted(CATALOGUE):
+        record, job = await create(
+            store, tenant, scenario=scenario, created_at=T0 + 0.123456789, n=3
+        )
+        assert (await store.get_job(tenant.id, record.job_id)).plan == job.plan, scenario
+
+
+async def test_unknown_job_is_not_found(store):
+    tenant = await make_tenant(store)
+    with pytest.raises(NotFound):
+        await store.get_job(tenant.id, unique("job"))
+    with pytest.raises(NotFound):
+        await store.append_event(tenant.id, unique("job"), cancel(T0))
+
+
+async def test_another_tenants_job_is_not_found(store):
+    owner, intruder = await make_tenant(store), await make_tenant(store, credits=50.0)
+    record, _ = await create(store, owner, n=6)
+    with pytest.raises(NotFound):
+        await store.get_job(intruder.id, record.job_id)
+    with pytest.raises(NotFound):
+        await store.append_event(intruder.id, record.job_id, cancel(T0 + 1), refund=5.0)
+    # Nothing leaks and nothing changed.
+    with contextlib.suppress(NotFound):
+        assert await store.items(intruder.id, record.job_id, limit=10) == []
+    with contextlib.suppress(NotFound):
+        assert await store.tally(intruder.id, record.job_id, 3) == Tally()
+    assert (await store.get_job(owner.id, record.job_id)).events == ()
+    assert (await store.get_tenant(intruder.id)).credits == 50.0
+    page = await store.list_jobs(intruder.id, api="captain", now=T0, limit=10)
+    assert (page.jobs, page.total) == ([], 0)
+
+
+async def test_job_ids_are_scoped_by_tenant(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    job_id = unique("job")
+    mine, _ = await create(store, acme, job_id=job_id, n=2, kind="mine")
+    theirs, _ = await create(store, globex, job_id=job_id, n=3, kind="theirs")
+    assert (await store.get_job(acme.id, job_id)).kind == "mine"
+    assert (await store.get_job(globex.id, job_id)).kind == "theirs"
+    assert len(await store.items(acme.id, job_id, limit=10)) == 2
+    assert len(await store.items(globex.id, job_id, limit=10)) == 3
+    assert mine != theirs
+
+
+async def test_duplicate_job_id_is_a_conflict(store):
+    tenant = await make_tenant(store, credits=10.0)
+    record, _ = await create(store, tenant, n=2, credits=1.0)
+    with pytest.raises(Conflict):
+        await store.create_job(tenant.id, new_job(job_id=record.job_id, credits=1.0))
+    assert (await store.get_tenant(tenant.id)).credits == 9.0, "a failed create reserved credits"
+    assert await store.get_job(tenant.id, record.job_id) == record
+
+
+async def test_create_job_for_unknown_tenant(store):
+    with pytest.raises(NotFound):
+        await store.create_job(str(uuid.uuid4()), new_job())
+
+
+@pytest.mark.parametrize("page", [1, 5, 7, 23, 100])
+async def test_items_page_by_after_and_limit(store, page):
+    tenant = await make_tenant(store)
+    record, job = await create(store, tenant, n=23)
+    assert await all_items(store, tenant.id, record.job_id, page) == list(job.items)
+
+
+async def test_items_window(store):
+    tenant = await make_tenant(store)
+    record, job = await create(store, tenant, n=23)
+    items = list(job.items)
+    job_id = record.job_id
+    assert await store.items(tenant.id, job_id, limit=4) == items[:4]
+    assert await store.items(tenant.id, job_id, after=9, limit=3) == items[10:13]
+    assert await store.items(tenant.id, job_id, after=20, limit=50) == items[21:]
+    assert await store.items(tenant.id, job_id, after=22, limit=50) == []
+    assert await store.items(tenant.id, job_id, after=1000, limit=50) == []
+    assert await store.items(tenant.id, job_id, after=3, limit=0) == []
+
+
+async def test_items_keep_every_field(store):
+    tenant = await make_tenant(store)
+    work = [
+        Work("a.pdf", 3, extra={"pages": 3, "tokens": 900}),
+        Work("b.pdf", 4, Outcome.FAILED, Stage.CHUNKING, "chunking_failed", "bad layout"),
+        Work("c.zip", 0, Outcome.SKIPPED, None, "unsupported_file_type", "no zips"),
+    ]
+    record, job = await create(store, tenant, work=work)
+    stored = await store.items(tenant.id, record.job_id, limit=10)
+    assert stored == list(job.items)
+    assert stored[1].fail_stage is Stage.CHUNKING
+    assert [item.outcome for item in stored] == [Outcome.COMPLETED, Outcome.FAILED,
+                                                 Outcome.SKIPPED]  # fmt: skip
+    assert dict(stored[0].extra) == {"pages": 3, "tokens": 900}
+    assert dict(stored[2].extra) == {}
+
+
+async def test_tally_of_every_prefix(store):
+    tenant = await make_tenant(store)
+    record, job = await create(store, tenant, scenario="partial", n=37)
+    items = list(job.items)
+    for k in range(len(items) + 1):
+        assert await store.tally(tenant.id, record.job_id, k) == Tally.of(items[:k]), k
+    assert await store.tally(tenant.id, record.job_id, len(items)) == job.plan.totals
+    # Past the end, the first k items are all of them.
+    assert await store.tally(tenant.id, record.job_id, len(items) + 5) == job.plan.totals
+
+
+async def test_empty_job(store):
+    tenant = await make_tenant(store)
+    record, _ = await create(store, tenant, work=[])
+    assert await store.items(tenant.id, record.job_id, limit=10) == []
+    assert await store.tally(tenant.id, record.job_id, 0) == Tally()
+
+
+async def test_serial_ids_are_unique_within_a_tenant(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    serials: list[int] = []
+    for n in (4, 0, 7, 1, 12):
+        record, _ = await create(store, acme, n=n)
+        serials.extend(record.serial(i) for i in range(n))
+        assert (await store.get_job(acme.id, record.job_id)).serial_base == record.serial_base
+    assert len(set(serials)) == len(serials) == 24
+    assert min(serials) >= 1
+    # Another tenant's counter is its own (and does not disturb acme's).
+    other, _ = await create(store, globex, n=3)
+    assert other.serial(0) >= 1
+    record, _ = await create(store, acme, n=2)
+    assert not {record.serial(0), record.serial(1)} & set(serials)
+
+
+# -- events and credits -------------------------------------------------------------------
+
+
+async def test_append_cancel_event(store):
+    tenant = await make_tenant(store)
+    record, job = await create(store, tenant, n=4)
+    event = cancel(T0 + 0.123456789, "user-ada")
+    updated = await store.append_event(tenant.id, record.job_id, event)
+    assert updated.events == (event,)
+    assert updated.plan == job.plan and updated.serial_base == record.serial_base
+    assert await store.get_job(tenant.id, record.job_id) == updated
+    state = state_at(updated.plan, updated.events, T0 + 1000)
+    assert (state.status, state.cancelled_at, state.cancelled_by) == (
+        Status.CANCELLED, event.at, "user-ada",
+    )  # fmt: skip
+
+
+async def test_events_are_kept_in_order(store):
+    tenant = await make_tenant(store)
+    record, _ = await create(store, tenant)
+    events = [cancel(T0 + 5, "user-bob"), cancel(T0 + 2, "user-ada"), cancel(T0 + 9, "ops")]
+    for i, event in enumerate(events):
+        updated = await store.append_event(tenant.id, record.job_id, event)
+        assert updated.events == tuple(events[: i + 1])
+    assert (await store.get_job(tenant.id, record.job_id)).events == tuple(events)
+
+
+async def test_credits_are_reserved_when_a_job_is_created(store):
+    tenant = await make_tenant(store, credits=100.0)
+    first, _ = await create(store, tenant, credits=12.5)
+    assert first.credits_remaining == 87.5
+    assert (await store.get_tenant(tenant.id)).credits == 87.5
+    second, _ = await create(store, tenant, credits=2.5)
+    assert second.credits_remaining == 85.0
+    assert (await store.get_tenant(tenant.id)).credits == 85.0
+    # Each record keeps the balance right after its own reservation.
+    assert (await store.get_job(tenant.id, first.job_id)).credits_remaining == 87.5
+    free, _ = await create(store, tenant)
+    assert free.credits_remaining == 85.0
+
+
+async def test_cancel_refund_returns_credits(store):
+    tenant = await make_tenant(store, credits=100.0)
+    record, _ = await create(store, tenant, credits=30.0)
+    assert (await store.get_tenant(tenant.id)).credits == 70.0
+    await store.append_event(tenant.id, record.job_id, cancel(T0 + 1), refund=30.0)
+    assert (await store.get_tenant(tenant.id)).credits == 100.0
+    # The snapshot on the record does not move.
+    assert (await store.get_job(tenant.id, record.job_id)).credits_remaining == 70.0
+
+
+async def test_event_without_refund_leaves_credits(store):
+    tenant = await make_tenant(store, credits=100.0)
+    record, _ = await create(store, tenant, credits=30.0)
+    await store.append_event(tenant.id, record.job_id, cancel(T0 + 1))
+    assert (await store.get_tenant(tenant.id)).credits == 70.0
+
+
+async def test_refund_only_when_the_event_changes_how_the_job_ends(store):
+    tenant = await make_tenant(store, credits=100.0)
+    record, _ = await create(store, tenant, credits=30.0)
+    end = state_at(record.plan, (), T0 + 1e6).ended_at
+    job_id = record.job_id
+
+    async def credits() -> float:
+        return (await store.get_tenant(tenant.id)).credits
+
+    # After the job has ended, a cancel changes nothing: no refund.
+    await store.append_event(tenant.id, job_id, cancel(end + 1), refund=30.0)
+    assert await credits() == 70.0
+    # A cancel before the end does change it.
+    await store.append_event(tenant.id, job_id, cancel(T0 + 2), refund=30.0)
+    assert await credits() == 100.0
+    # A second, later cancel changes nothing; an earlier one changes the end again.
+    await store.append_event(tenant.id, job_id, cancel(T0 + 3), refund=30.0)
+    assert await credits() == 100.0
+    updated = await store.append_event(tenant.id, job_id, cancel(T0 + 1), refund=5.0)
+    assert await credits() == 105.0
+    assert len(updated.events) == 4, "every event is kept, refunded or not"
+
+
+async def test_refund_for_a_job_the_system_cancels_anyway(store):
+    tenant = await make_tenant(store, credits=10.0)
+    record, _ = await create(store, tenant, scenario="cancelled", credits=4.0)
+    system_end = record.plan.created_at + record.plan.cancel_after
+    await store.append_event(tenant.id, record.job_id, cancel(system_end + 1), refund=4.0)
+    assert (await store.get_tenant(tenant.id)).credits == 6.0
+    await store.append_event(tenant.id, record.job_id, cancel(system_end - 0.5), refund=4.0)
+    assert (await store.get_tenant(tenant.id)).credits == 10.0
+
+
+# -- idempotency --------------------------------------------------------------------------
+
+
+async def test_idempotent_replay_returns_the_first_job(store):
+    tenant = await make_tenant(store, credits=100.0)
+    key = Idempotency(unique("idem"), "fingerprint-1")
+    first, _ = await create(store, tenant, idempotency=key, credits=10.0, n=3)
+    replay = new_job(idempotency=key, credits=10.0, n=5)
+    record, created = await store.create_job(tenant.id, replay)
+    assert created is False
+    assert record == first
+    with pytest.raises(NotFound):
+        await store.get_job(tenant.id, replay.plan.job_id)
+    assert (await store.get_tenant(tenant.id)).credits == 90.0
+    page = await store.list_jobs(tenant.id, api="captain", now=T0, limit=10)
+    assert [job.job_id for job in page.jobs] == [first.job_id] and page.total == 1
+
+
+async def test_idempotent_replay_shows_the_job_as_it_is_now(store):
+    tenant = await make_tenant(store)
+    key = Idempotency(unique("idem"), "fingerprint-1")
+    first, _ = await create(store, tenant, idempotency=key)
+    cancelled = await store.append_event(tenant.id, first.job_id, cancel(T0 + 1))
+    record, created = await store.create_job(tenant.id, new_job(idempotency=key))
+    assert created is False
+    assert record == cancelled
+
+
+async def test_idempotency_key_with_another_body_is_a_mismatch(store):
+    tenant = await make_tenant(store, credits=100.0)
+    key = unique("idem")
+    first, _ = await create(store, tenant, idempotency=Idempotency(key, "fp-1"), credits=10.0)
+    other = new_job(idempotency=Idempotency(key, "fp-2"), credits=10.0)
+    with pytest.raises(IdempotencyMismatch) as caught:
+        await store.create_job(tenant.id, other)
+    assert isinstance(caught.value, Conflict)
+    with pytest.raises(NotFound):
+        await store.get_job(tenant.id, other.plan.job_id)
+    assert (await store.get_tenant(tenant.id)).credits == 90.0
+    assert (await store.list_jobs(tenant.id, api="captain", now=T0, limit=10)).total == 1
+    again = new_job(idempotency=Idempotency(key, "fp-1"))
+    assert await store.create_job(tenant.id, again) == (first, False)
+
+
+async def test_idempotency_keys_are_per_tenant(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    key = unique("idem")
+    mine, _ = await create(store, acme, idempotency=Idempotency(key, "fp-acme"))
+    theirs, created = await store.create_job(
+        globex.id, new_job(idempotency=Idempotency(key, "fp-globex"))
+    )
+    assert created is True
+    assert theirs.job_id != mine.job_id
+    assert (await store.get_job(globex.id, theirs.job_id)).tenant_id == globex.id
+
+
+async def test_jobs_without_idempotency_are_always_created(store):
+    tenant = await make_tenant(store)
+    await create(store, tenant)
+    await create(store, tenant)
+    assert (await store.list_jobs(tenant.id, api="captain", now=T0, limit=10)).total == 2
+
+
+# -- concurrency within one store ---------------------------------------------------------
+
+
+async def test_concurrent_writes_lose_and_duplicate_nothing(store):
+    tenant = await make_tenant(store, credits=100.0)
+    jobs = [new_job(n=3, credits=1.0) for _ in range(25)]
+    results = await asyncio.gather(*(store.create_job(tenant.id, job) for job in jobs))
+    assert all(created for _, created in results)
+    sequences = await asyncio.gather(*(store.next_sequence(tenant.id, "n") for _ in range(25)))
+    assert sorted(sequences) == list(range(1, 26))
+    key = Idempotency(unique("idem"), "same")
+    racers = [new_job(idempotency=key) for _ in range(5)]
+    replays = await asyncio.gather(*(store.create_job(tenant.id, job) for job in racers))
+    assert len({record.job_id for record, _ in replays}) == 1
+    assert sum(created for _, created in replays) == 1
+
+    page = await store.list_jobs(tenant.id, api="captain", now=T0, limit=100)
+    assert page.total == 26
+    assert {job.plan.job_id for job in jobs} <= {record.job_id for record in page.jobs}
+    serials = [record.serial(i) for record, _ in results for i in range(3)]
+    assert len(set(serials)) == 75
+    assert (await store.get_tenant(tenant.id)).credits == 75.0
+    remaining = sorted(record.credits_remaining for record, _ in results)
+    assert remaining == [float(c) for c in range(75, 100)]
+
+
+# -- listing ------------------------------------------------------------------------------
+
+
+async def test_list_jobs_newest_first_with_paging(store):
+    tenant = await make_tenant(store)
+    created = [(await create(store, tenant, created_at=T0 + i, n=1))[0] for i in (3, 1, 4, 0, 2)]
+    # Equal creation times: the later-created job is the newer one.
+    tied = [(await create(store, tenant, created_at=T0 + 2, n=1))[0] for _ in range(2)]
+    expected = [created[2].job_id, created[0].job_id, tied[1].job_id, tied[0].job_id,
+                created[4].job_id, created[1].job_id, created[3].job_id]  # fmt: skip
+    page = await store.list_jobs(tenant.id, api="captain", now=T0, limit=100)
+    assert [job.job_id for job in page.jobs] == expected
+    assert page.total == 7
+    for limit in (1, 2, 3):
+        for offset in range(0, 8):
+            window = await store.list_jobs(
+                tenant.id, api="captain", now=T0, limit=limit, offset=offset
+            )
+            assert [job.job_id for job in window.jobs] == expected[offset : offset + limit]
+            assert window.total == 7
+
+
+async def test_list_jobs_returns_full_records(store):
+    tenant = await make_tenant(store)
+    record, _ = await create(store, tenant, collection="c", attrs={"a": 1}, credits=1.0)
+    updated = await store.append_event(tenant.id, record.job_id, cancel(T0 + 1))
+    page = await store.list_jobs(tenant.id, api="captain", now=T0 + 5, limit=10)
+    assert page.jobs == [updated]
+
+
+async def test_list_jobs_filters_by_api_and_collection(store):
+    tenant, other = await make_tenant(store), await make_tenant(store)
+    captain_a = (await create(store, tenant, collection="alpha", created_at=T0 + 1))[0]
+    captain_b = (await create(store, tenant, collection="beta", created_at=T0 + 2))[0]
+    captain_none = (await create(store, tenant, created_at=T0 + 3))[0]
+    crosmos = (await create(store, tenant, api="crosmos", kind="source", collection="alpha"))[0]
+    await create(store, other, collection="alpha")
+
+    async def ids(**filters):
+        page = await store.list_jobs(tenant.id, now=T0, limit=50, **filters)
+        assert page.total == len(page.jobs)
+        return [job.job_id for job in page.jobs]
+
+    assert await ids(api="captain") == [
+        captain_none.job_id, captain_b.job_id, captain_a.job_id,
+    ]  # fmt: skip
+    assert await ids(api="captain", collection="alpha") == [captain_a.job_id]
+    assert await ids(api="captain", collection="gamma") == []
+    assert await ids(api="crosmos") == [crosmos.job_id]
+    assert await ids(api="crosmos", collection="beta") == []
+    assert await ids(api="other") == []
+
+
+async def test_list_jobs_status_filter_agrees_with_state_at(store):
+    tenant = await make_tenant(store)
+    specs: list[tuple[str, float, float | None]] = [
+        ("happy", 0, None),
+        ("partial", 1, None),
+        ("failed", 2, None),
+        ("cancelled", 3, None),
+        ("stuck_pending", 4, None),
+        ("happy", 5, 7.0),  # cancelled while running
+        ("happy", 6, 6.2),  # cancelled while queued
+        ("stuck_pending", 7, 50.0),  # cancelled while stuck
+        ("happy", 8, 10_000.0),  # "cancelled" long after it completed: no effect
+        ("slow", 9, None),
+        ("instant", 10, None),
+        ("fails_at_finalizing", 11, None),
+    ]
+    records = []
+    for scenario, offset, cancel_offset in specs:
+        # Three plain items: "happy" completes without failures, "partial" with some.
+        record, _ = await create(store, tenant, scenario=scenario, created_at=T0 + offset, n=3)
+        if cancel_offset is not None:
+            record = await store.append_event(tenant.id, record.job_id, cancel(T0 + cancel_offset))
+        records.append(record)
+    newest_first = sorted(records, key=lambda r: r.plan.created_at, reverse=True)
+
+    # A spread of moments, plus every job's exact start and end (where < and <= differ).
+    nows = [T0 - 1, T0, T0 + 0.5, T0 + 3, T0 + 6.5, T0 + 8, T0 + 12, T0 + 30, T0 + 100,
+            T0 + 400, T0 + 1e6]  # fmt: skip
+    for r in records:
+        nows.append(r.plan.created_at + r.plan.timing.queue)
+        nows.append(state_at(r.plan, r.events, T0 + 1e7).ended_at or T0)
+    seen: set[Status] = set()
+    for now in sorted(n for n in nows if n != math.inf):
+        truth = {r.job_id: state_at(r.plan, r.events, now).status for r in records}
+        seen.update(truth.values())
+        everything = await store.list_jobs(tenant.id, api="captain", now=now, limit=100)
+        assert everything.total == len(records)
+        for status in Status:
+            page = await store.list_jobs(
+                tenant.id, api="captain", now=now, status=status, limit=100
+            )
+            expected = [r.job_id for r in newest_first if truth[r.job_id] is status]
+            assert [job.job_id for job in page.jobs] == expected, (now - T0, status)
+            assert page.total == len(expected)
+            if len(expected) > 1:
+                second = await store.list_jobs(
+                    tenant.id, api="captain", now=now, status=status, limit=1, offset=1
+                )
+                assert [job.job_id for job in second.jobs] == expected[1:2]
+                assert second.total == len(expected)
+    assert seen == set(Status), "the scenario mix should reach every status"
+
+
+async def test_list_jobs_status_filter_sees_the_system_cancel(store):
+    tenant = await make_tenant(store)
+    record, _ = await create(store, tenant, scenario="cancelled", n=6)
+    end = record.plan.created_at + record.plan.cancel_after
+    state = state_at(record.plan, (), end)
+    assert (state.status, state.cancelled_by) == (Status.CANCELLED, SYSTEM_ACTOR)
+    for now, status in ((end - 0.01, Status.RUNNING), (end, Status.CANCELLED)):
+        page = await store.list_jobs(tenant.id, api="captain", now=now, status=status, limit=5)
+        assert [job.job_id for job in page.jobs] == [record.job_id]
+
+
+# -- indexed keys -------------------------------------------------------------------------
+
+
+def keyed(*specs: tuple[str, Outcome | None]) -> list[Work]:
+    return [Work(key, 1, forced) for key, forced in specs]
+
+
+async def test_indexed_keys(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    c1 = unique("collection")
+    done = keyed(("a", None), ("b", Outcome.FAILED), ("c", Outcome.SKIPPED))
+    await create(store, acme, collection=c1, work=done)
+    await create(store, acme, collection=c1, scenario="failed", work=keyed(("d", None)))
+    cancelled, _ = await create(store, acme, collection=c1, work=keyed(("e", None)))
+    await store.append_event(acme.id, cancelled.job_id, cancel(T0 + 0.5))
+    await create(store, acme, collection=unique("collection"), work=keyed(("f", None)))
+    await create(store, globex, collection=c1, work=keyed(("g", None)))
+    await create(store, acme, collection=c1, scenario="cancelled", work=keyed(("h", None)))
+    partial_work = keyed(("i", Outcome.COMPLETED), *((f"p{n}", None) for n in range(8)))
+    _, job = await create(store, acme, collection=c1, scenario="partial", work=partial_work)
+    assert job.plan.totals.failed >= 1
+    await create(store, acme, work=keyed(("j", None)))  # no collection
+    # A job that has not even started yet will complete: its files count.
+    await create(store, acme, collection=c1, created_at=T0 + 1e6, work=keyed(("k", None)))
+
+    asked = [*"abcdefghijk", "zz"]
+    assert await store.indexed_keys(acme.id, c1, asked) == {"a", "i", "k"}
+    completed_partial = {item.key for item in job.items if item.outcome is Outcome.COMPLETED}
+    found = await store.indexed_keys(acme.id, c1, [item.key for item in job.items])
+    assert found == completed_partial
+    assert await store.indexed_keys(globex.id, c1, asked) == {"g"}
+    assert await store.indexed_keys(acme.id, c1, []) == set()
+    assert await store.indexed_keys(acme.id, unique("collection"), asked) == set()
+
+
+async def test_indexed_keys_with_many_keys(store):
+    tenant = await make_tenant(store)
+    collection = unique("collection")
+    keys = [f"s3://bucket/doc-{i:05d}.pdf" for i in range(1_234)]
+    await create(store, tenant, collection=collection, work=[Work(key) for key in keys])
+    unknown = [f"s3://bucket/other-{i:05d}.pdf" for i in range(600)]
+    asked = [key for pair in zip(unknown, keys, strict=False) for key in pair] + keys[600:]
+    assert await store.indexed_keys(tenant.id, collection, asked) == set(keys)
+
+
+# -- counters and server-wide values ------------------------------------------------------
+
+
+async def test_next_sequence_per_tenant_and_name(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    assert [await store.next_sequence(acme.id, "upload") for _ in range(3)] == [1, 2, 3]
+    assert await store.next_sequence(acme.id, "conversation") == 1
+    assert await store.next_sequence(globex.id, "upload") == 1
+    assert await store.next_sequence(acme.id, "upload") == 4
+
+
+async def test_next_sequence_is_independent_of_item_serials(store):
+    tenant = await make_tenant(store)
+    await create(store, tenant, n=10)
+    assert await store.next_sequence(tenant.id, "item") == 1
+    first, _ = await create(store, tenant, n=2)
+    assert await store.next_sequence(tenant.id, "item") == 2
+    second, _ = await create(store, tenant, n=2)
+    assert first.serial_base != second.serial_base
+
+
+async def test_meta_first_write_wins(store):
+    name = unique("meta")
+    assert await store.meta(name, "first") == "first"
+    assert await store.meta(name, "second") == "first"
+    other = unique("meta")
+    assert await store.meta(other, "second") == "second"
+    assert await store.meta(name, "third") == "first"
