@@ -18,7 +18,7 @@ import orjson
 from lifecycle import listing
 from lifecycle.engine import known_tally, outcome, prefix_needed, progress, state_at
 from lifecycle.errors import InvalidInput
-from lifecycle.model import Event, EventKind, Status
+from lifecycle.model import Event, EventKind, Failure, Stage, Status
 from lifecycle.planner import Work, plan_job
 from store.base import Idempotency, IdempotencyMismatch, NewJob
 
@@ -153,26 +153,30 @@ async def cancel_job(call: Call) -> Reply:
 # -- indexing -----------------------------------------------------------------------------
 
 
-def _check_service_account(body: dict[str, Any]) -> None:
+def _credentials_failure(body: dict[str, Any]) -> Failure | None:
+    """A GCS key that is no service-account key cannot list anything: the job fails while
+    scanning, as it would upstream. (The contract only bounds the string's length.)"""
     raw = body.get("service_account_json")
     if raw is None:
-        return
+        return None
     try:
         parsed = orjson.loads(raw)
     except orjson.JSONDecodeError:
         parsed = None
     if (
-        not isinstance(parsed, dict)
-        or parsed.get("type") != "service_account"
-        or not all(
+        isinstance(parsed, dict)
+        and parsed.get("type") == "service_account"
+        and all(
             isinstance(parsed.get(name), str) and parsed[name] for name in _SERVICE_ACCOUNT_FIELDS
         )
     ):
-        raise InvalidInput(
-            ("body", "service_account_json"),
-            "service_account_json must be a JSON service-account key with type "
-            "'service_account', client_email and private_key",
-        )
+        return None
+    return Failure(
+        Stage.SCANNING,
+        "invalid_credentials",
+        "The service account key is not usable: expected JSON with type 'service_account', "
+        "client_email and private_key",
+    )
 
 
 def _base_uri(kind: IndexKind, body: dict[str, Any]) -> str:
@@ -201,7 +205,9 @@ async def _entries(
         uri = body["file_uri"]
         return [listing.single_file(uri if "://" in uri else base + uri.lstrip("/"), seed)]
     prefix = (body.get("directory_path") or "") if kind.target == "directory" else ""
-    return listing.list_location(base, prefix, body.get("max_files"), seed)
+    # JSON Schema's integer admits 3.0; the listing needs the int.
+    max_files = body.get("max_files")
+    return listing.list_location(base, prefix, None if max_files is None else int(max_files), seed)
 
 
 def _public(body: dict[str, Any]) -> dict[str, Any]:
@@ -211,7 +217,6 @@ def _public(body: dict[str, Any]) -> dict[str, Any]:
 async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     store, tenant_id = call.services.store, call.principal.tenant_id
     body = call.body
-    _check_service_account(body)
     collection = call.params["collection_name"]
     public = _public(body)
     request = {"operation": operation_id, "collection": collection, "body": public}
@@ -219,9 +224,9 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     texts = [body["content"]] if kind.target == "text" else []
     scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
     container = body.get("bucket_name") or body.get("container_name")
-    denied = listing.denied(container) if container else None
-    if denied is not None:
-        scenario = replace(scenario, name="bucket_access_denied", failure=denied)
+    failure = (listing.denied(container) if container else None) or _credentials_failure(body)
+    if failure is not None:
+        scenario = replace(scenario, name=failure.code, failure=failure)
     seed = plan_seed(call, request, scenario)
     entries = await _entries(call, kind, body, collection, f"{call.services.settings.seed}")
     skip = kind.target in ("bucket", "directory") and body.get("skip_existing") is not False

@@ -23,7 +23,6 @@ from connexion.middleware import ConnexionMiddleware
 from connexion.middleware.exceptions import ExceptionMiddleware
 from connexion.middleware.lifespan import LifespanMiddleware
 from connexion.middleware.main import API
-from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
@@ -41,6 +40,7 @@ from .docs import docs_app
 from .errors import connexion_error_handler
 from .operation import Operation, compile_operations
 from .routes import HANDLERS
+from .routing import AnchoredRoutingMiddleware
 from .seed import Fixture, Operations, load_fixture, seed
 from .services import Services
 from .settings import Settings
@@ -123,7 +123,7 @@ def create_app(settings: Settings) -> ConnexionMiddleware:
         middlewares=[
             partial(ServerErrorMiddleware, handler=connexion_error_handler),
             ExceptionMiddleware,
-            RoutingMiddleware,
+            AnchoredRoutingMiddleware,
             SecurityMiddleware,
             LifespanMiddleware,
         ],

@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from handlers.api import Call, Handler, Reply
 from lifecycle.errors import PollableError
 
+from .auth import NOT_AUTHENTICATED, Unauthorized
 from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, reply_for
 from .operation import Operation, RequestInvalid, ResponseInvalid
 
@@ -58,7 +59,7 @@ class Dispatcher:
         try:
             call = await self._read(operation, scope, receive, extensions)
             reply = await target.handler(call)
-        except (PollableError, RequestInvalid, PayloadTooLarge) as exc:
+        except (PollableError, RequestInvalid, PayloadTooLarge, Unauthorized) as exc:
             reply = reply_for(exc)
         except Exception:
             log.exception("handler of %s failed", operation.operation_id)
@@ -74,6 +75,11 @@ class Dispatcher:
     async def _read(
         self, operation: Operation, scope: Scope, receive: Receive, extensions: Mapping[str, Any]
     ) -> Call:
+        token_info = extensions.get("connexion_context", {}).get("token_info")
+        if token_info is None:
+            # Every operation is secured; reaching one unauthenticated is a routing fault
+            # upstream, and must still be a 401, never a handler call.
+            raise Unauthorized(NOT_AUTHENTICATED)
         headers = scope["headers"]
         problems = []
         try:
@@ -91,8 +97,7 @@ class Dispatcher:
                 problems.extend(exc.items)
         if problems:
             raise RequestInvalid(problems)
-        principal = extensions["connexion_context"]["token_info"]["principal"]
-        return Call(params, body, principal, scope["state"]["services"])
+        return Call(params, body, token_info["principal"], scope["state"]["services"])
 
     async def _body(self, headers: list[tuple[bytes, bytes]], receive: Receive) -> bytes:
         declared = _header(headers, b"content-length")

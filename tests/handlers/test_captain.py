@@ -347,15 +347,23 @@ def test_text_snippets_are_numbered_per_collection(api: Api, acme: Tenant) -> No
     assert job(api, acme, named)["files"][0]["uri"] == "notes.txt"
 
 
-def test_service_account_json_is_checked_for_shape(api: Api, acme: Tenant) -> None:
-    response = api.client.post(
-        "/v2/collections/docs/index/gcs",
-        headers=acme.captain,
-        json={**BODIES["gcs"], "service_account_json": '{"type": "user"}'},
+@pytest.mark.parametrize("kind", ["gcs", "gcs/file", "gcs/directory"])
+def test_an_unusable_service_account_key_fails_the_scan(api: Api, acme: Tenant, kind: str) -> None:
+    key = '{"type": "authorized_user", "client_secret": "do-not-echo"}'
+    job_id = index(api, acme, kind, service_account_json=key)["job_id"]
+    api.clock.advance(86400)
+    failed = job(api, acme, job_id)
+    assert (failed["status"], failed["error_code"], failed["progress"]["current_stage"]) == (
+        "failed",
+        "invalid_credentials",
+        "scanning",
     )
-    assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "service_account_json"]
-    assert "user" not in response.text
+    assert "do-not-echo" not in str(failed)
+
+
+def test_max_files_may_be_an_integral_number(api: Api, acme: Tenant) -> None:
+    job_id = index(api, acme, max_files=3.0)["job_id"]
+    assert job(api, acme, job_id)["progress"]["files_total"] == 3
 
 
 def test_foreign_jobs_are_not_found(api: Api, acme: Tenant, globex: Tenant) -> None:
