@@ -160,6 +160,47 @@ def ceiling_server(name: str, bodies: Mapping[str, bytes], log_dir: Path) -> Ser
     return Server(name, argv, port, log_dir)
 
 
+#: Stoplight Prism, the usual alternative: a mock server generated from the same documents.
+PRISM_PACKAGE = "@stoplight/prism-cli@5"
+PRISM_HOME = ROOT / "bench" / ".prism"
+
+
+def prism_binary() -> Path | None:
+    """Prism's CLI, installed with npm into bench/.prism on first use; None without npm."""
+    binary = PRISM_HOME / "node_modules" / ".bin" / "prism"
+    if binary.exists():
+        return binary
+    npm = shutil.which("npm")
+    if npm is None:
+        return None
+    log(f"installing {PRISM_PACKAGE} into {PRISM_HOME.relative_to(ROOT)} (once)")
+    PRISM_HOME.mkdir(parents=True, exist_ok=True)
+    command = [
+        npm,
+        "install",
+        "--no-audit",
+        "--no-fund",
+        "--prefix",
+        str(PRISM_HOME),
+        PRISM_PACKAGE,
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        log(f"npm could not install Prism: {done.stderr.strip().splitlines()[-1:]}")
+        return None
+    return binary if binary.exists() else None
+
+
+def prism_server(name: str, document: Path, log_dir: Path) -> Server | None:
+    """Prism mocking ``document`` (static examples, request validation on), or None."""
+    binary = prism_binary()
+    if binary is None:
+        return None
+    port = free_port()
+    argv = [str(binary), "mock", "--host", "127.0.0.1", "--port", str(port), str(document)]
+    return Server(name, argv, port, log_dir)
+
+
 @contextlib.contextmanager
 def workdir(prefix: str) -> Iterator[Path]:
     """A scratch directory in /tmp for stores, logs and bodies; removed afterwards."""

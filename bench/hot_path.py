@@ -10,7 +10,11 @@ One run, on one machine, with the same load generator (wrk -t1 -c32 when install
   pollable answers for the same path (no auth, no store, no validation);
 - pollable: ``create_app(Settings)`` under uvicorn (1 worker, loop/http auto, SQLite store),
   response validation on (the default);
-- pollable with ``validate_responses=False`` (skip with ``--no-unvalidated``).
+- pollable with ``validate_responses=False`` (skip with ``--no-unvalidated``);
+- Stoplight Prism (``prism mock``) on the very documents pollable serves, the usual
+  alternative for a contract mock: it validates the request and answers a static example
+  built from the schema, with no job behind it (skip with ``--no-prism``; installed with
+  npm into bench/.prism on first use, left out with a note when npm is missing).
 
 Targets: a Crosmos job (``GET /api/v1/jobs/{id}``, completed, 3 sources) and a Captain job
 with 50 files (``GET /v2/jobs/{id}``, completed, default page of 50 files). Both jobs are
@@ -51,7 +55,9 @@ SERVER_LABELS = {
     "ceiling": "bare Starlette ceiling (same bytes, no validation)",
     "pollable": "pollable (response validation on)",
     "pollable-novalidate": "pollable (validate_responses=False)",
+    "prism": "Stoplight Prism mock (static example, no state)",
 }
+DOCUMENTS = {"crosmos": "/openapi.json", "captain": "/v2/openapi.json"}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -68,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-unvalidated", action="store_true", help="skip pollable with validate_responses=False"
     )
+    parser.add_argument("--no-prism", action="store_true", help="skip Stoplight Prism")
     parser.add_argument(
         "--load",
         choices=("auto", "wrk", "python"),
@@ -128,16 +135,31 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             ).start()
         h.log("starting the bare Starlette ceiling")
         servers["ceiling"] = h.ceiling_server("ceiling", bodies, work).start()
+        prism_bodies: dict[str, int] = {}
+        if not args.no_prism:
+            for api, url in DOCUMENTS.items():
+                document = work / f"{api}.json"
+                document.write_bytes(h.fetch(base, url, {}))
+                prism = h.prism_server(f"prism-{api}", document, work)
+                if prism is None:
+                    h.log("npm is not available: Prism is left out of this run")
+                    break
+                h.log(f"starting Stoplight Prism on the {api} document")
+                servers[f"{api}/prism"] = prism.start(timeout=120)
 
         targets = [
             Target(api, server, path, headers)
             for api, (path, headers) in paths.items()
-            for server in ("ceiling", "pollable", "pollable-novalidate")
-            if server in servers
+            for server in ("ceiling", "pollable", "pollable-novalidate", "prism")
+            if _server_name(api, server) in servers
         ]
-        for target in targets:  # every server answers the very same bytes
-            got = h.fetch(servers[target.server].url, target.path, target.headers)
-            if got != bodies[target.path]:
+        for target in targets:  # every server but Prism answers the very same bytes
+            got = h.fetch(
+                servers[_server_name(target.api, target.server)].url, target.path, target.headers
+            )
+            if target.server == "prism":
+                prism_bodies[target.api] = len(got)
+            elif got != bodies[target.path]:
                 raise SystemExit(f"{target.name} answers different bytes than pollable")
 
         load = {"connections": args.connections, "threads": args.threads, "tool": args.load}
@@ -145,7 +167,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             for target in targets:
                 h.log(f"warm-up {target.name} ({args.warmup:g}s)")
                 h.run_load(
-                    servers[target.server].url + target.path,
+                    servers[_server_name(target.api, target.server)].url + target.path,
                     target.headers,
                     duration=args.warmup,
                     **load,
@@ -158,7 +180,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             shift = round_no % len(targets)
             for target in targets[shift:] + targets[:shift]:
                 result = h.run_load(
-                    servers[target.server].url + target.path,
+                    servers[_server_name(target.api, target.server)].url + target.path,
                     target.headers,
                     duration=args.duration,
                     **load,
@@ -181,8 +203,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "targets": [t.name for t in targets],
         "paths": {api: path for api, (path, _) in paths.items()},
         "body_bytes": {api: len(bodies[path]) for api, (path, _) in paths.items()},
+        "prism_body_bytes": prism_bodies,
         "samples": samples,
     }
+
+
+def _server_name(api: str, server: str) -> str:
+    """Prism mocks one document at a time: one server per API; the others serve both."""
+    return f"{api}/prism" if server == "prism" else server
 
 
 def paired(samples: dict[str, list[h.LoadResult]], name: str, base: str) -> list[float]:
@@ -243,6 +271,11 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
                 f"it serves without (median of per-round ratios: validation costs "
                 f"{1 - share:.0%}); body {results['body_bytes'][api]:,} B"
             )
+    for api, size in results["prism_body_bytes"].items():
+        print(
+            f"- {api}: Prism answers a {size:,} B example generated from the schema, the same for "
+            "every job id; it keeps no jobs, so it is a speed reference, not a like-for-like"
+        )
     print(
         "- 'x ceiling' is the median over rounds of (req/s / ceiling req/s in the same round); "
         "'range' is its min-max."
