@@ -3,11 +3,12 @@ with keys, and a clock tests can move."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from starlette.testclient import TestClient
@@ -15,12 +16,29 @@ from starlette.testclient import TestClient
 from server.app import create_app
 from server.provision import issue_key
 from server.settings import Settings
+from store import open_store
+from store.base import Store
 
 BACKENDS = ("memory", "sqlite")
+T = TypeVar("T")
 
 
 def store_url(backend: str, tmp_path: Any) -> str:
     return "memory://" if backend == "memory" else f"sqlite:///{tmp_path}/pollable.db"
+
+
+def on_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Open the store at ``url`` (outside any app), await ``work(store)``, close it."""
+
+    async def run() -> T:
+        store = open_store(url)
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(run())
 
 
 class Clock:

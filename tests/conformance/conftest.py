@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.live import Credentials, Servers, provision
+from tests.conformance.live import Servers, Tenant, provision
 
 #: Requests Schemathesis sent, by (api, backend, "phase/mode"), and the statuses it got
 #: (api, backend, "status NNN"); printed after the run.
@@ -36,7 +36,7 @@ def servers(tmp_path: Path) -> Iterator[Servers]:
 
 
 @pytest.fixture
-def tenants(db_url: str) -> dict[str, Credentials]:
+def tenants(db_url: str) -> dict[str, Tenant]:
     """Two tenants, provisioned into ``db_url`` before any server starts."""
     return provision(db_url, "acme", "globex")
 

@@ -6,7 +6,6 @@ interpreter, on a free port, against a SQLite file that tests provision before s
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import socket
@@ -16,13 +15,13 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
 
 from server.provision import issue_key
-from store import open_store
 from store.base import Store
+from tests.conftest import Tenant, on_store
 
 ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
@@ -30,56 +29,18 @@ T = TypeVar("T")
 CREDITS = 1e12
 
 
-@dataclass(frozen=True)
-class Credentials:
-    """A tenant with one key per API."""
-
-    name: str
-    organization_id: str
-    crosmos_key: str
-    captain_key: str
-
-    @property
-    def crosmos(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.crosmos_key}"}
-
-    @property
-    def captain(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.captain_key}",
-            "X-Organization-ID": self.organization_id,
-        }
-
-
-def with_store(url: str, work: Callable[[Store], Any]) -> Any:
-    """Open the store at ``url``, await ``work(store)``, close it."""
-
-    async def run() -> Any:
-        store = open_store(url)
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
-
-
-def provision(url: str, *names: str) -> dict[str, Credentials]:
+def provision(url: str, *names: str) -> dict[str, Tenant]:
     """Tenants with a Crosmos key and a Captain key each, written into the store at ``url``."""
 
-    async def work(store: Store) -> dict[str, Credentials]:
+    async def work(store: Store) -> dict[str, Tenant]:
         found = {}
         for name in names:
             crosmos = await issue_key(store, name, "crosmos", credits=CREDITS)
             captain = await issue_key(store, name, "captain", credits=CREDITS)
-            found[name] = Credentials(
-                name, captain.tenant.organization_id, crosmos.key, captain.key
-            )
+            found[name] = Tenant(name, captain.tenant.organization_id, crosmos.key, captain.key)
         return found
 
-    result: dict[str, Credentials] = with_store(url, work)
-    return result
+    return on_store(url, work)
 
 
 def free_port() -> int:

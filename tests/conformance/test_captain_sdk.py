@@ -28,7 +28,7 @@ from runcaptain.types.file_status_status import FileStatusStatus
 from runcaptain.types.job_progress_current_stage import JobProgressCurrentStage
 from runcaptain.types.job_status import JobStatus
 
-from tests.conformance.live import Credentials, LiveServer, Servers, poll, provision
+from tests.conformance.live import LiveServer, Servers, Tenant, poll, provision
 
 TERMINAL = {"completed", "completed_with_failures", "failed", "cancelled"}
 JOB_STATUSES = set(typing.get_args(typing.get_args(JobStatus)[0]))
@@ -42,7 +42,7 @@ AWS_SECRET = "pollable/FAKE/secret/" + "x" * 19
 @dataclass(frozen=True)
 class Live:
     server: LiveServer
-    acme: Credentials
+    acme: Tenant
 
     def client(self, *, key: str | None = None, organization: str | None = None) -> Any:
         return runcaptain.Captain(

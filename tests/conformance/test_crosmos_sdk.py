@@ -14,12 +14,12 @@ import pytest
 from server.auth import new_jwt
 from store.base import Store
 from tests.conformance.live import (
-    Credentials,
     LiveServer,
     Servers,
+    Tenant,
+    on_store,
     poll,
     provision,
-    with_store,
 )
 
 SPACE_ID = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
@@ -43,7 +43,7 @@ MESSAGES = [
 @dataclass(frozen=True)
 class Live:
     server: LiveServer
-    acme: Credentials
+    acme: Tenant
     db_url: str
 
     def client(self, api_key: str | None = None) -> crosmos.Crosmos:
@@ -190,7 +190,7 @@ def test_jwt_access_token(live: Live) -> None:
         # The server generated it at start-up; asking with another default returns it.
         return await store.meta("jwt_secret", "not-the-server-secret")
 
-    secret = with_store(live.db_url, stored_secret)
+    secret = on_store(live.db_url, stored_secret)
     assert secret != "not-the-server-secret", "the server keeps no JWT secret in its store"
     client = live.client(api_key=new_jwt(secret, "acme"))
     accepted = client.sources.ingest(
@@ -221,7 +221,7 @@ def test_jwt_secret_from_the_environment(servers: Servers, db_url: str) -> None:
     async def keep(store: Store) -> str:
         return await store.meta("jwt_secret", stored)
 
-    assert with_store(db_url, keep) == stored
+    assert on_store(db_url, keep) == stored
     server = servers.start(db_url, env={"POLLABLE_JWT_SECRET": configured})
 
     def client(secret: str) -> crosmos.Crosmos:

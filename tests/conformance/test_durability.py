@@ -12,19 +12,19 @@ import httpx
 import pytest
 
 from store.base import Store
-from tests.conformance.live import Credentials, Servers, with_store
+from tests.conformance.live import Servers, Tenant, on_store
 
 pytestmark = pytest.mark.slow
 
 SPACE_ID = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
 
 
-def crosmos_create(http: httpx.Client, base: str, who: Credentials, n: int) -> httpx.Response:
+def crosmos_create(http: httpx.Client, base: str, who: Tenant, n: int) -> httpx.Response:
     body = {"space_id": SPACE_ID, "sources": [{"content": f"fact number {n}"}]}
     return http.post(f"{base}/api/v1/sources", json=body, headers=who.crosmos)
 
 
-def captain_create(http: httpx.Client, base: str, who: Credentials, n: int) -> httpx.Response:
+def captain_create(http: httpx.Client, base: str, who: Tenant, n: int) -> httpx.Response:
     body = {"url": f"https://example.com/doc-{n}.pdf", "processing_type": "basic"}
     return http.post(f"{base}/v2/collections/durable/index/url", json=body, headers=who.captain)
 
@@ -36,7 +36,7 @@ def acknowledged(response: httpx.Response) -> str:
     return job_id
 
 
-def stored_totals(url: str, who: Credentials) -> dict[str, int]:
+def stored_totals(url: str, who: Tenant) -> dict[str, int]:
     """How many jobs of each API the store holds for ``who``, read past any server."""
 
     async def count(store: Store) -> dict[str, int]:
@@ -48,11 +48,11 @@ def stored_totals(url: str, who: Credentials) -> dict[str, int]:
             totals[api] = page.total
         return totals
 
-    result: dict[str, int] = with_store(url, count)
+    result: dict[str, int] = on_store(url, count)
     return result
 
 
-def captain_listing(http: httpx.Client, base: str, who: Credentials) -> tuple[int, list[str]]:
+def captain_listing(http: httpx.Client, base: str, who: Tenant) -> tuple[int, list[str]]:
     ids: list[str] = []
     total = None
     for offset in itertools.count(0, 200):
@@ -70,7 +70,7 @@ def captain_listing(http: httpx.Client, base: str, who: Credentials) -> tuple[in
 
 
 def assert_all_there(
-    http: httpx.Client, base: str, who: Credentials, crosmos: list[str], captain: list[str]
+    http: httpx.Client, base: str, who: Tenant, crosmos: list[str], captain: list[str]
 ) -> None:
     for job_id in crosmos:
         response = http.get(f"{base}/api/v1/jobs/{job_id}", headers=who.crosmos)
@@ -86,7 +86,7 @@ def assert_all_there(
 
 
 def test_acknowledged_jobs_survive_sigkill(
-    servers: Servers, db_url: str, tenants: dict[str, Credentials]
+    servers: Servers, db_url: str, tenants: dict[str, Tenant]
 ) -> None:
     acme = tenants["acme"]
     server = servers.start(db_url)
@@ -107,7 +107,7 @@ def test_acknowledged_jobs_survive_sigkill(
 
 
 def test_two_processes_on_one_file(
-    servers: Servers, db_url: str, tenants: dict[str, Credentials]
+    servers: Servers, db_url: str, tenants: dict[str, Tenant]
 ) -> None:
     acme, globex = tenants["acme"], tenants["globex"]
     first, second = servers.start_many(2, db_url)
@@ -119,7 +119,7 @@ def test_two_processes_on_one_file(
         for create in (crosmos_create, captain_create)
     ]
 
-    def send(step: tuple[str, Credentials, Any, int]) -> tuple[str, str, str]:
+    def send(step: tuple[str, Tenant, Any, int]) -> tuple[str, str, str]:
         base, who, create, n = step
         return who.name, create.__name__.split("_")[0], acknowledged(create(http, base, who, n))
 
@@ -142,7 +142,7 @@ def test_two_processes_on_one_file(
 
 
 def test_a_killed_sibling_leaves_a_usable_file(
-    servers: Servers, db_url: str, tenants: dict[str, Credentials]
+    servers: Servers, db_url: str, tenants: dict[str, Tenant]
 ) -> None:
     """A second process keeps serving (and writing) while its sibling is killed."""
     acme = tenants["acme"]

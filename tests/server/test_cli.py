@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import jwt
@@ -23,9 +22,8 @@ from server.auth import hash_key
 from server.seed import Operations
 from server.settings import Settings
 from store.base import Store, Tenant
-from store.sqlite import SQLiteStore
+from tests.conftest import on_store
 
-T = TypeVar("T")
 SPACE = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
 
 
@@ -75,18 +73,6 @@ def fails(*args: str, code: int = 1, env: dict[str, str] | None = None) -> str:
     error = result.stderr.strip().splitlines()[-1]
     assert error.startswith("Error: ")
     return error
-
-
-def on_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = SQLiteStore(url.removeprefix("sqlite:///"))
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def tenant(url: str, name: str) -> Tenant | None:

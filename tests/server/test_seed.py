@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -26,9 +24,8 @@ from server.seed import (
 )
 from server.settings import Settings
 from store.base import Store
-from store.sqlite import SQLiteStore
+from tests.conftest import on_store
 
-T = TypeVar("T")
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 SPACE = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
 NOW = 1_700_000_000.0
@@ -43,18 +40,6 @@ def operations() -> Operations:
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(store=f"sqlite:///{tmp_path / 'seed.db'}")
-
-
-def on_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def run() -> T:
-        store = SQLiteStore(settings.store.removeprefix("sqlite:///"))
-        await store.open()
-        try:
-            return await work(store)
-        finally:
-            await store.close()
-
-    return asyncio.run(run())
 
 
 def sources_job(name: str, **extra: Any) -> dict[str, Any]:
@@ -72,7 +57,7 @@ def fixture(*jobs: dict[str, Any], keys: list[dict[str, Any]] | None = None) -> 
 
 
 def run_seed(settings: Settings, operations: Operations, data: Any, now: float = NOW) -> Any:
-    return on_store(settings, lambda store: seed(store, settings, data, operations, now=now))
+    return on_store(settings.store, lambda store: seed(store, settings, data, operations, now=now))
 
 
 # -- times ----------------------------------------------------------------------------------
@@ -194,7 +179,7 @@ def test_seeded_jobs_are_planned_at_their_created_time_in_their_scenario(
             found[name] = (record.plan.created_at, state.status)
         return found
 
-    found = on_store(settings, states)
+    found = on_store(settings.store, states)
     assert found["done"] == (NOW - 3600, Status.COMPLETED)
     assert found["stuck"] == (NOW - 3600, Status.PENDING)
     assert found["later"][0] == 1_700_000_000.0
@@ -214,7 +199,7 @@ def test_same_body_and_scenario_plan_the_same_job(
             for job_id in seeded.jobs.values()
         ]
 
-    first, second = on_store(settings, plans)
+    first, second = on_store(settings.store, plans)
     assert first == second
 
 
@@ -237,7 +222,7 @@ def test_fixed_keys_are_stored_hashed_and_generated_ones_returned(
             await store.tenant_for_key("captain", hash_key(generated)),
         ]
 
-    assert [t.name for t in on_store(settings, owners)] == ["acme", "acme"]
+    assert [t.name for t in on_store(settings.store, owners)] == ["acme", "acme"]
     raw = b"".join(p.read_bytes() for p in Path(settings.store[10:]).parent.glob("seed.db*"))
     assert fixed.encode() not in raw
     assert generated.encode() not in raw
@@ -272,7 +257,7 @@ def test_tenant_settings_apply(settings: Settings, operations: Operations) -> No
         record = await store.get_job(tenant.id, seeded.jobs["default"])
         return state_at(record.plan, record.events, NOW).status
 
-    assert on_store(settings, status) is Status.PENDING
+    assert on_store(settings.store, status) is Status.PENDING
 
 
 @pytest.mark.parametrize(
@@ -310,7 +295,7 @@ def test_progress_is_reported_per_job(settings: Settings, operations: Operations
     seen: list[str] = []
     data = fixture(sources_job("bulk", count=3))
     on_store(
-        settings,
+        settings.store,
         lambda store: seed(store, settings, data, operations, now=NOW, on_job=seen.append),
     )
     assert seen == ["bulk-1", "bulk-2", "bulk-3"]
@@ -344,7 +329,7 @@ def test_captain_operations_get_the_tenants_organization(
             "get_job_status_v2", tenant, services, params={"job_id": seeded.jobs["indexed"]}
         )
 
-    reply = on_store(settings, show)
+    reply = on_store(settings.store, show)
     assert reply.status == 200
     assert reply.body["status"] == "completed"
     assert reply.body["collection_name"] == "docs"
