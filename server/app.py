@@ -128,8 +128,11 @@ def create_app(settings: Settings) -> ConnexionMiddleware:
             LifespanMiddleware,
         ],
     )
+    # Connexion resolves handlers for its own routing; pollable's dispatcher calls them.
     resolver = Resolver(function_resolver=HANDLERS.__getitem__)
     for served in contracts:
+        # ConnexionMiddleware.add_api would re-read the document and check it as 3.0; the
+        # API record it appends is built here from the 3.1 Specification instead.
         options = app.options.replace(
             resolver=resolver, security_map={"bearer": bearer_handler(served.name)}
         )
