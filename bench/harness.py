@@ -26,12 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from server.provision import TenantKeys, provision_tenant
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -214,44 +215,17 @@ def workdir(prefix: str) -> Iterator[Path]:
 # -- tenants and jobs ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class BenchTenant:
-    name: str
-    tenant_id: str
-    organization_id: str
-    crosmos_key: str
-    captain_key: str
-
-    @property
-    def crosmos(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.crosmos_key}"}
-
-    @property
-    def captain(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.captain_key}",
-            "X-Organization-ID": self.organization_id,
-        }
-
-
-def provision(store_url: str, name: str = "bench", credits: float = 1e12) -> BenchTenant:
+def provision(store_url: str, name: str = "bench", credits: float = 1e12) -> TenantKeys:
     """A tenant with one key per API, written into the store before a server opens it."""
-    with warnings.catch_warnings():
-        # connexion imports starlette.testclient, which warns about httpx at import time
-        warnings.simplefilter("ignore")
-        from server.provision import issue_key
     from store import open_store
 
-    async def run() -> BenchTenant:
+    async def run() -> TenantKeys:
         store = open_store(store_url)
         await store.open()
         try:
-            crosmos = await issue_key(store, name, "crosmos", credits=credits)
-            captain = await issue_key(store, name, "captain", credits=credits)
+            return await provision_tenant(store, name, credits=credits)
         finally:
             await store.close()
-        tenant = captain.tenant
-        return BenchTenant(name, tenant.id, tenant.organization_id, crosmos.key, captain.key)
 
     return asyncio.run(run())
 
@@ -264,7 +238,7 @@ FAKE_AWS = {
 
 
 def create_crosmos_job(
-    base_url: str, tenant: BenchTenant, *, sources: int = 3, scenario: str = "instant"
+    base_url: str, tenant: TenantKeys, *, sources: int = 3, scenario: str = "instant"
 ) -> str:
     """POST /api/v1/sources: a Crosmos job, exactly as a client makes one."""
     import httpx
@@ -285,7 +259,7 @@ def create_crosmos_job(
 
 def create_captain_job(
     base_url: str,
-    tenant: BenchTenant,
+    tenant: TenantKeys,
     *,
     collection: str,
     bucket: str,

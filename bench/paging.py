@@ -266,7 +266,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         for key in ("completed/big", "running/big"):
             job = jobs[key]
             h.log(f"correctness: paging through {job.name} with files_limit={PASS_LIMIT}")
-            truth = store_truth(store_path, tenant.tenant_id, job.job_id, job.size)
+            truth = store_truth(store_path, tenant.tenant.id, job.job_id, job.size)
             check = full_pass(client, job, truth)
             checks.append(check)
             h.log(
@@ -307,7 +307,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         client.close()
         server.stop()
 
-    store_samples = sample_store(store_path, tenant.tenant_id, jobs, args)
+    store_samples = sample_store(store_path, tenant.tenant.id, jobs, args)
     http_stats = summarise(samples)
     claim = {
         state: http_stats[(state, "big")]["median"] / http_stats[(state, "small")]["median"]

@@ -15,7 +15,6 @@ import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import click
@@ -29,7 +28,7 @@ from . import seed as seeding
 from .auth import KEY_PREFIXES, new_jwt
 from .contract import SOURCES, ContractError
 from .operation import ResponseInvalid
-from .provision import issue_key
+from .provision import TenantKeys, issue_key, provision_tenant
 from .seed import Operations, SeedError, reply_detail
 from .settings import Settings, SettingsError
 
@@ -143,11 +142,7 @@ def main() -> None:
 # -- serve ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Demo:
-    tenant: Tenant
-    crosmos_key: str
-    captain_key: str
+Demo = TenantKeys
 
 
 async def bootstrap_demo(store: Store, settings: Settings) -> Demo | None:
@@ -155,11 +150,9 @@ async def bootstrap_demo(store: Store, settings: Settings) -> Demo | None:
     if await store.count_tenants():
         return None
     try:
-        crosmos = await issue_key(store, DEMO_TENANT, "crosmos", credits=settings.tenant_credits)
-        captain = await issue_key(store, DEMO_TENANT, "captain", credits=settings.tenant_credits)
+        return await provision_tenant(store, DEMO_TENANT, credits=settings.tenant_credits)
     except Conflict:  # another process bootstrapped the same store first
         return None
-    return Demo(crosmos.tenant, crosmos.key, captain.key)
 
 
 def base_url(settings: Settings) -> str:

@@ -37,3 +37,38 @@ async def issue_key(
     key = new_key(api, environment=environment)
     await store.add_key(tenant.id, api=api, key_hash=hash_key(key), label=key_label(key))
     return IssuedKey(key, tenant, api)
+
+
+@dataclass(frozen=True)
+class TenantKeys:
+    """A tenant with one key of each API, and the headers a client sends with them."""
+
+    tenant: Tenant
+    crosmos_key: str
+    captain_key: str
+
+    @property
+    def name(self) -> str:
+        return self.tenant.name
+
+    @property
+    def organization_id(self) -> str:
+        return self.tenant.organization_id
+
+    @property
+    def crosmos(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.crosmos_key}"}
+
+    @property
+    def captain(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self.captain_key}",
+            "X-Organization-ID": self.organization_id,
+        }
+
+
+async def provision_tenant(store: Store, name: str, *, credits: float) -> TenantKeys:
+    """The tenant ``name`` (created if needed) with a new Crosmos key and a new Captain key."""
+    crosmos = await issue_key(store, name, "crosmos", credits=credits)
+    captain = await issue_key(store, name, "captain", credits=credits)
+    return TenantKeys(captain.tenant, crosmos.key, captain.key)

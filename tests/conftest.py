@@ -14,7 +14,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.provision import issue_key
+from server.provision import TenantKeys as Tenant
+from server.provision import provision_tenant
 from server.settings import Settings
 from store import open_store
 from store.base import Store
@@ -54,25 +55,6 @@ class Clock:
         self.now += seconds
 
 
-@dataclass(frozen=True)
-class Tenant:
-    name: str
-    organization_id: str
-    crosmos_key: str
-    captain_key: str
-
-    @property
-    def crosmos(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.crosmos_key}"}
-
-    @property
-    def captain(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.captain_key}",
-            "X-Organization-ID": self.organization_id,
-        }
-
-
 @dataclass
 class Api:
     client: TestClient
@@ -88,10 +70,9 @@ class Api:
         return self.client.portal.call(lambda: coroutine_function(*args, **kwargs))
 
     def tenant(self, name: str) -> Tenant:
-        store, credits = self.services.store, self.settings.tenant_credits
-        crosmos = self.run(issue_key, store, name, "crosmos", credits=credits)
-        captain = self.run(issue_key, store, name, "captain", credits=credits)
-        return Tenant(name, captain.tenant.organization_id, crosmos.key, captain.key)
+        return self.run(
+            provision_tenant, self.services.store, name, credits=self.settings.tenant_credits
+        )
 
 
 def start(settings: Settings) -> Iterator[Api]:

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import httpx
 
-from server.provision import issue_key
+from server.provision import provision_tenant
 from store.base import Store
 from tests.conftest import Tenant, on_store
 
@@ -33,12 +33,7 @@ def provision(url: str, *names: str) -> dict[str, Tenant]:
     """Tenants with a Crosmos key and a Captain key each, written into the store at ``url``."""
 
     async def work(store: Store) -> dict[str, Tenant]:
-        found = {}
-        for name in names:
-            crosmos = await issue_key(store, name, "crosmos", credits=CREDITS)
-            captain = await issue_key(store, name, "captain", credits=CREDITS)
-            found[name] = Tenant(name, captain.tenant.organization_id, crosmos.key, captain.key)
-        return found
+        return {name: await provision_tenant(store, name, credits=CREDITS) for name in names}
 
     return on_store(url, work)
 

@@ -78,7 +78,7 @@ def test_a_reply_that_breaks_the_contract_is_never_sent(
     async def broken(call: Call) -> Reply:
         return Reply(200, {"jobs": "not a list"})
 
-    dispatcher = list(api.client.app.middleware_stack)[-1]  # type: ignore[attr-defined]
+    dispatcher = list(api.client.app.middleware_stack)[-1]  # the innermost app
     bound = dispatcher.bound
     target = bound["list_jobs_v2"]
     monkeypatch.setitem(bound, "list_jobs_v2", type(target)(target.operation, broken))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from server import contract
@@ -19,9 +21,9 @@ def operations() -> dict[str, Operation]:
     return found
 
 
-def problems(call: object) -> list[tuple[tuple[object, ...], str]]:
+def problems(call: Callable[[], object]) -> list[tuple[tuple[object, ...], str]]:
     with pytest.raises(RequestInvalid) as caught:
-        call()  # type: ignore[operator]
+        call()
     return [(tuple(item["loc"]), item["type"]) for item in caught.value.items]
 
 
