@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from server.provision import TenantKeys, provision_tenant
+from pollable.server.provision import TenantKeys, provision_tenant
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -217,7 +217,7 @@ def workdir(prefix: str) -> Iterator[Path]:
 
 def provision(store_url: str, name: str = "bench", credits: float = 1e12) -> TenantKeys:
     """A tenant with one key per API, written into the store before a server opens it."""
-    from store import open_store
+    from pollable.store import open_store
 
     async def run() -> TenantKeys:
         store = open_store(store_url)

@@ -161,7 +161,7 @@ def full_pass(client: Client, job: Job, truth: list[str]) -> dict[str, Any]:
 
 def store_truth(store_path: str, tenant_id: str, job_id: str, size: int) -> list[str]:
     """The job's item keys in ordinal order, read from the store itself."""
-    from store.sqlite import SQLiteStore
+    from pollable.store.sqlite import SQLiteStore
 
     async def read() -> list[str]:
         store = SQLiteStore(store_path)
@@ -404,7 +404,7 @@ def sample_store(
 ) -> dict[str, Any]:
     """``items(after, 50)`` and ``tally(k)`` on SQLiteStore, at the first, middle and last
     positions of both running jobs (items and prefix sums do not depend on the time)."""
-    from store.sqlite import SQLiteStore
+    from pollable.store.sqlite import SQLiteStore
 
     async def measure() -> dict[tuple[str, str, str], list[float]]:
         store = SQLiteStore(store_path)

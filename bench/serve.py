@@ -14,8 +14,8 @@ import argparse
 
 import uvicorn
 
-from server.app import create_app
-from server.settings import Settings
+from pollable.server.app import create_app
+from pollable.server.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> None:

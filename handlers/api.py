@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from store.base import Store
+from pollable.store.base import Store
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import Any
 
 import orjson
 
-from lifecycle import listing
-from lifecycle.engine import known_tally, outcome, prefix_needed, progress, state_at
-from lifecycle.errors import InvalidInput
-from lifecycle.model import Event, EventKind, Failure, Stage, Status
-from lifecycle.planner import Work, plan_job
-from store.base import Idempotency, IdempotencyMismatch, NewJob
+from pollable.lifecycle import listing
+from pollable.lifecycle.engine import known_tally, outcome, prefix_needed, progress, state_at
+from pollable.lifecycle.errors import InvalidInput
+from pollable.lifecycle.model import Event, EventKind, Failure, Stage, Status
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.store.base import Idempotency, IdempotencyMismatch, NewJob
 
 from . import captain_presenter as present
 from .api import Call, Handler, Reply

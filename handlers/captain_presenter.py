@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lifecycle.engine import item_state
-from lifecycle.model import Item, ItemStatus, JobState, Progress, Stage, Status
-from store.base import JobRecord
+from pollable.lifecycle.engine import item_state
+from pollable.lifecycle.model import Item, ItemStatus, JobState, Progress, Stage, Status
+from pollable.store.base import JobRecord
 
 from .common import iso
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import orjson
 
-from lifecycle import scenarios
-from lifecycle.errors import InvalidInput, NotFound
-from lifecycle.scenarios import Scenario
-from store.base import JobRecord
+from pollable.lifecycle import scenarios
+from pollable.lifecycle.errors import InvalidInput, NotFound
+from pollable.lifecycle.scenarios import Scenario
+from pollable.store.base import JobRecord
 
 from .api import Call
 

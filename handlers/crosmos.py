@@ -6,11 +6,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from lifecycle import content
-from lifecycle.engine import state_at
-from lifecycle.model import Outcome, Stage
-from lifecycle.planner import Work, plan_job
-from store.base import NewJob
+from pollable.lifecycle import content
+from pollable.lifecycle.engine import state_at
+from pollable.lifecycle.model import Outcome, Stage
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.store.base import NewJob
 
 from . import crosmos_presenter as present
 from .api import Call, Reply

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lifecycle.engine import item_state
-from lifecycle.model import Item, ItemStatus, JobState, Status
-from store.base import JobRecord
+from pollable.lifecycle.engine import item_state
+from pollable.lifecycle.model import Item, ItemStatus, JobState, Status
+from pollable.store.base import JobRecord
 
 from .common import iso
 

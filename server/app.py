@@ -28,9 +28,9 @@ from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 
-from handlers.api import Handler
-from store import open_store
-from store.base import Store
+from pollable.handlers.api import Handler
+from pollable.store import open_store
+from pollable.store.base import Store
 
 from . import contract
 from .auth import Authenticator, Forbidden, Unauthorized, bearer_handler

@@ -16,8 +16,8 @@ from typing import Any
 import jwt
 from connexion.security import NO_VALUE, BearerSecurityHandler
 
-from handlers.api import Principal
-from store.base import Store, Tenant
+from pollable.handlers.api import Principal
+from pollable.store.base import Store, Tenant
 
 #: Key prefixes per API, as the upstream services issue them.
 KEY_PREFIXES = {"crosmos": ("csk_",), "captain": ("cap_dev_", "cap_prod_")}

@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 
 import click
 
-from lifecycle import scenarios
-from lifecycle.errors import Conflict, NotFound, PollableError
-from store import UnsupportedStore, open_store
-from store.base import Store, Tenant
+from pollable.lifecycle import scenarios
+from pollable.lifecycle.errors import Conflict, NotFound, PollableError
+from pollable.store import UnsupportedStore, open_store
+from pollable.store.base import Store, Tenant
 
 from . import seed as seeding
 from .auth import KEY_PREFIXES, new_jwt
@@ -356,7 +356,9 @@ def serve(
         uvicorn.run(app, **common)
     else:
         os.environ.update(settings.to_environ())
-        uvicorn.run("server.cli:worker_app", factory=True, workers=settings.workers, **common)
+        uvicorn.run(
+            "pollable.server.cli:worker_app", factory=True, workers=settings.workers, **common
+        )
 
 
 # -- keys, tokens, tenants --------------------------------------------------------------------

@@ -71,7 +71,7 @@ class Contract:
 
 
 def read_document(filename: str) -> dict[str, Any]:
-    text = resources.files("openapi").joinpath(filename).read_text(encoding="utf-8")
+    text = resources.files("pollable.openapi").joinpath(filename).read_text(encoding="utf-8")
     document: dict[str, Any] = json.loads(text)
     return document
 

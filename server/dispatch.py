@@ -10,8 +10,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from handlers.api import Call, Handler, Reply
-from lifecycle.errors import PollableError
+from pollable.handlers.api import Call, Handler, Reply
+from pollable.lifecycle.errors import PollableError
 
 from .auth import NOT_AUTHENTICATED, Unauthorized
 from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, reply_for

@@ -14,8 +14,8 @@ from connexion.exceptions import OAuthProblem, ProblemException
 from connexion.lifecycle import ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from handlers.api import Reply
-from lifecycle.errors import InvalidInput, NotFound
+from pollable.handlers.api import Reply
+from pollable.lifecycle.errors import InvalidInput, NotFound
 
 from .auth import NOT_AUTHENTICATED, Forbidden, Unauthorized
 from .operation import RequestInvalid

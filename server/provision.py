@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from store.base import Store, Tenant
+from pollable.store.base import Store, Tenant
 
 from .auth import hash_key, key_label, new_key
 

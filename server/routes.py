@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from handlers import captain, crosmos
-from handlers.api import Handler
+from pollable.handlers import captain, crosmos
+from pollable.handlers.api import Handler
 
 HANDLERS: dict[str, Handler] = {
     # Crosmos Memory API

@@ -48,10 +48,10 @@ from urllib.parse import urlencode
 import orjson
 import yaml
 
-from handlers.api import Call, Handler, Principal, Reply, Services
-from lifecycle import scenarios
-from lifecycle.errors import PollableError
-from store.base import Store, Tenant
+from pollable.handlers.api import Call, Handler, Principal, Reply, Services
+from pollable.lifecycle import scenarios
+from pollable.lifecycle.errors import PollableError
+from pollable.store.base import Store, Tenant
 
 from . import contract
 from .auth import KEY_PREFIXES, Forbidden, hash_key, key_label, new_key

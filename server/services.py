@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from store.base import Store
+from pollable.store.base import Store
 
 from .auth import Authenticator
 from .settings import Settings

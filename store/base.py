@@ -11,9 +11,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lifecycle.engine import outcome
-from lifecycle.errors import Conflict
-from lifecycle.model import Event, Item, Plan, Status, Tally
+from pollable.lifecycle.engine import outcome
+from pollable.lifecycle.errors import Conflict
+from pollable.lifecycle.model import Event, Item, Plan, Status, Tally
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from lifecycle.errors import Conflict, NotFound
-from lifecycle.model import Event, Item, Outcome, Status, Tally, running_tallies
+from pollable.lifecycle.errors import Conflict, NotFound
+from pollable.lifecycle.model import Event, Item, Outcome, Status, Tally, running_tallies
 
 from .base import (
     IdempotencyMismatch,

@@ -21,9 +21,9 @@ from typing import Any, TypeVar
 import orjson
 import sqlite_utils
 
-from lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
-from lifecycle.errors import Conflict, NotFound
-from lifecycle.model import (
+from pollable.lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
+from pollable.lifecycle.errors import Conflict, NotFound
+from pollable.lifecycle.model import (
     NO_EXTRA,
     Event,
     Item,

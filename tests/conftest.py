@@ -13,12 +13,12 @@ from typing import Any, TypeVar
 import pytest
 from starlette.testclient import TestClient
 
-from server.app import create_app
-from server.provision import TenantKeys as Tenant
-from server.provision import provision_tenant
-from server.settings import Settings
-from store import open_store
-from store.base import Store
+from pollable.server.app import create_app
+from pollable.server.provision import TenantKeys as Tenant
+from pollable.server.provision import provision_tenant
+from pollable.server.settings import Settings
+from pollable.store import open_store
+from pollable.store.base import Store
 
 BACKENDS = ("memory", "sqlite")
 T = TypeVar("T")

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import httpx
 
-from server.provision import provision_tenant
-from store.base import Store
+from pollable.server.provision import provision_tenant
+from pollable.store.base import Store
 from tests.conftest import Tenant, on_store
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
-from server import contract
-from server.settings import Settings
+from pollable.server import contract
+from pollable.server.settings import Settings
 from tests.conformance.bodies import (
     CAPTAIN_TARGETS,
     CROSMOS_CREATES,

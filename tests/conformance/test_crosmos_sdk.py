@@ -11,8 +11,8 @@ from typing import Any
 import crosmos
 import pytest
 
-from server.auth import new_jwt
-from store.base import Store
+from pollable.server.auth import new_jwt
+from pollable.store.base import Store
 from tests.conformance.live import (
     LiveServer,
     Servers,

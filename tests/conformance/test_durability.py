@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from store.base import Store
+from pollable.store.base import Store
 from tests.conformance.live import Servers, Tenant, on_store
 
 pytestmark = pytest.mark.slow

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.auth import new_jwt
+from pollable.server.auth import new_jwt
 from tests.conformance.bodies import CAPTAIN_TARGETS, CROSMOS_CREATES, captain_body
 from tests.conftest import Api, Tenant
 

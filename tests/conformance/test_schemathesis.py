@@ -31,8 +31,8 @@ import schemathesis
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.generation.meta import negated_parameters
 
-from server.app import create_app
-from server.settings import Settings
+from pollable.server.app import create_app
+from pollable.server.settings import Settings
 from tests.conformance.live import provision
 
 pytestmark = pytest.mark.slow

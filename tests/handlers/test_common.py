@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from handlers.common import fingerprint, iso, preferred_scenario
+from pollable.handlers.common import fingerprint, iso, preferred_scenario
 
 
 @pytest.mark.parametrize(

@@ -10,16 +10,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifecycle.codec import (
+from pollable.lifecycle.codec import (
     FORMAT,
     event_from_data,
     event_to_data,
     plan_from_data,
     plan_to_data,
 )
-from lifecycle.model import STAGES, Event, EventKind, Failure, Plan, Stage, Tally, Timing
-from lifecycle.planner import Work, plan_job
-from lifecycle.scenarios import CATALOGUE
+from pollable.lifecycle.model import STAGES, Event, EventKind, Failure, Plan, Stage, Tally, Timing
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.lifecycle.scenarios import CATALOGUE
 
 PROPERTY = settings(max_examples=200, deadline=None, database=None)
 

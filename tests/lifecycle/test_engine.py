@@ -11,8 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from lifecycle import engine
-from lifecycle.engine import (
+from pollable.lifecycle import engine
+from pollable.lifecycle.engine import (
     SYSTEM_ACTOR,
     failure_time,
     item_state,
@@ -23,7 +23,7 @@ from lifecycle.engine import (
     progress,
     state_at,
 )
-from lifecycle.model import (
+from pollable.lifecycle.model import (
     ITEM_STAGES,
     STAGES,
     Event,
@@ -40,8 +40,8 @@ from lifecycle.model import (
     Tally,
     Timing,
 )
-from lifecycle.planner import Work, plan_job
-from lifecycle.scenarios import CATALOGUE
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.lifecycle.scenarios import CATALOGUE
 
 PROPERTY = settings(
     max_examples=200,

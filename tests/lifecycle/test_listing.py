@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifecycle.listing import (
+from pollable.lifecycle.listing import (
     CORRUPT_MARKER,
     DENIED_SUFFIX,
     NATURAL_SIZE,
@@ -18,7 +18,7 @@ from lifecycle.listing import (
     text_pages,
     work_for,
 )
-from lifecycle.model import Outcome, Stage
+from pollable.lifecycle.model import Outcome, Stage
 
 PROPERTY = settings(max_examples=60, deadline=None, database=None)
 BASE = "s3://acme-docs/"

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lifecycle.engine import natural_end, state_at
-from lifecycle.model import ITEM_STAGES, Failure, Outcome, Stage, Status, Tally, Timing
-from lifecycle.planner import Work, plan_job, scaled_timing
-from lifecycle.scenarios import CATALOGUE, Scenario, stage_error
+from pollable.lifecycle.engine import natural_end, state_at
+from pollable.lifecycle.model import ITEM_STAGES, Failure, Outcome, Stage, Status, Tally, Timing
+from pollable.lifecycle.planner import Work, plan_job, scaled_timing
+from pollable.lifecycle.scenarios import CATALOGUE, Scenario, stage_error
 
 PROPERTY = settings(max_examples=100, deadline=None, database=None)
 CREATED = 1_700_000_000.0

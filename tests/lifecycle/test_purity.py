@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import lifecycle
+import pollable.lifecycle as lifecycle
 
 PACKAGE = Path(lifecycle.__file__).parent
 MODULES = sorted(PACKAGE.glob("*.py"))

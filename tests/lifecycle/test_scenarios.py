@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from lifecycle.model import STAGES, Stage
-from lifecycle.scenarios import (
+from pollable.lifecycle.model import STAGES, Stage
+from pollable.lifecycle.scenarios import (
     CATALOGUE,
     DEFAULT_SCENARIO,
     UnknownScenario,

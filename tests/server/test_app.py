@@ -10,15 +10,15 @@ from typing import Any
 import jsonschema_rs
 import pytest
 
-from handlers.api import Call, Reply
-from server import app as app_module
-from server import contract
-from server.app import bind, required_statuses
-from server.contract import ContractError
-from server.operation import compile_operations
-from server.routes import HANDLERS
-from server.seed import SeedError
-from server.settings import Settings
+from pollable.handlers.api import Call, Reply
+from pollable.server import app as app_module
+from pollable.server import contract
+from pollable.server.app import bind, required_statuses
+from pollable.server.contract import ContractError
+from pollable.server.operation import compile_operations
+from pollable.server.routes import HANDLERS
+from pollable.server.seed import SeedError
+from pollable.server.settings import Settings
 from tests.conftest import Api, Tenant, start, store_url
 
 UUID = "3c90c3cc-0d44-4b50-8888-8dd25736052a"

@@ -7,8 +7,8 @@ from pathlib import Path
 import jwt
 import pytest
 
-from server.auth import hash_key, key_label, new_jwt, new_key
-from server.settings import Settings
+from pollable.server.auth import hash_key, key_label, new_jwt, new_key
+from pollable.server.settings import Settings
 from tests.conftest import Api, Tenant, start, store_url
 
 JOB = "/api/v1/jobs/3c90c3cc-0d44-4b50-8888-8dd25736052a"

@@ -16,12 +16,12 @@ import pytest
 from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
-from server import cli
-from server.app import create_app
-from server.auth import hash_key
-from server.seed import Operations
-from server.settings import Settings
-from store.base import Store, Tenant
+from pollable.server import cli
+from pollable.server.app import create_app
+from pollable.server.auth import hash_key
+from pollable.server.seed import Operations
+from pollable.server.settings import Settings
+from pollable.store.base import Store, Tenant
 from tests.conftest import on_store
 
 SPACE = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
@@ -454,7 +454,7 @@ def test_serve_many_workers_through_the_factory(
 ) -> None:
     ok("serve", "--store", url, "--workers", "2", "--time-scale", "0.5", "--no-validate-responses")
     ((target, options),) = uvicorn_runs
-    assert target == "server.cli:worker_app"
+    assert target == "pollable.server.cli:worker_app"
     assert options["factory"] is True and options["workers"] == 2
     assert (options["loop"], options["http"]) == ("auto", "auto")
     rebuilt = Settings.build(os.environ)

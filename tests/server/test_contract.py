@@ -12,8 +12,8 @@ import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
-from server import contract
-from server.contract import ContractError, merge_additions
+from pollable.server import contract
+from pollable.server.contract import ContractError, merge_additions
 
 #: The seed pages the contracts come from, kept verbatim beside them.
 SEED = Path(__file__).parents[2] / "openapi" / "sources" / "000_03601a74ef680118.txt"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import Settings
+from pollable.server.settings import Settings
 from tests.conftest import Api, start, store_url
 
 SPACE = "3c90c3cc-0d44-4b50-8888-8dd25736052a"

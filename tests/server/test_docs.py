@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server import contract
+from pollable.server import contract
 from tests.conftest import Api
 
 

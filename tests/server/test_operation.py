@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 import pytest
 
-from server import contract
-from server.operation import Operation, RequestInvalid, ResponseInvalid, compile_operations
+from pollable.server import contract
+from pollable.server.operation import Operation, RequestInvalid, ResponseInvalid, compile_operations
 
 ORG = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route, Router
 
-from server.routing import anchor
+from pollable.server.routing import anchor
 from tests.conftest import Api, Tenant
 
 JOB = "3c90c3cc-0d44-4b50-8888-8dd25736052a"

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from handlers.api import Call, Reply
-from lifecycle.engine import state_at
-from lifecycle.model import Status
-from server.auth import hash_key
-from server.seed import (
+from pollable.handlers.api import Call, Reply
+from pollable.lifecycle.engine import state_at
+from pollable.lifecycle.model import Status
+from pollable.server.auth import hash_key
+from pollable.server.seed import (
     Operations,
     SeedError,
     load_fixture,
@@ -22,8 +22,8 @@ from server.seed import (
     seed,
     services_at,
 )
-from server.settings import Settings
-from store.base import Store
+from pollable.server.settings import Settings
+from pollable.store.base import Store
 from tests.conftest import on_store
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.settings import Settings, SettingsError
+from pollable.server.settings import Settings, SettingsError
 
 
 def test_defaults() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from server.validation import MAX_ERRORS, SchemaCompiler, errors
+from pollable.server.validation import MAX_ERRORS, SchemaCompiler, errors
 
 DOCUMENT: dict[str, Any] = {
     "components": {

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from store import open_store
-from store.base import Store
+from pollable.store import open_store
+from pollable.store.base import Store
 
 #: Where the PostgreSQL backend's contract tests run. The suite must not rely on a clean
 #: database: every test makes its own tenants and names.
@@ -24,7 +24,7 @@ POSTGRES_URL = os.environ.get("POLLABLE_TEST_POSTGRES_URL", "postgresql://localh
 
 def _postgres_available() -> bool:
     try:
-        return importlib.util.find_spec("store.postgres") is not None
+        return importlib.util.find_spec("pollable.store.postgres") is not None
     except ImportError:
         return False
 

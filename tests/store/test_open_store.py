@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from store import UnsupportedStore, open_store
-from store.memory import MemoryStore
-from store.sqlite import SQLiteStore
+from pollable.store import UnsupportedStore, open_store
+from pollable.store.memory import MemoryStore
+from pollable.store.sqlite import SQLiteStore
 
 
 def test_memory_url():

@@ -14,11 +14,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from lifecycle.model import Event, EventKind, Outcome, Stage, Tally
-from lifecycle.planner import Work, plan_job
-from lifecycle.scenarios import CATALOGUE
-from store.base import Idempotency, NewJob
-from store.sqlite import SQLiteStore
+from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Tally
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.lifecycle.scenarios import CATALOGUE
+from pollable.store.base import Idempotency, NewJob
+from pollable.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
@@ -269,10 +269,10 @@ def test_sqlite_opens_a_new_file_while_another_connection_writes(tmp_path):
 _PROCESS_WORKER = """
 import asyncio, json, sys
 sys.path.insert(0, sys.argv[1])
-from lifecycle.planner import Work, plan_job
-from lifecycle.scenarios import CATALOGUE
-from store.base import NewJob
-from store.sqlite import SQLiteStore
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.lifecycle.scenarios import CATALOGUE
+from pollable.store.base import NewJob
+from pollable.store.sqlite import SQLiteStore
 
 async def main(path, tenant_id, name, count):
     store = SQLiteStore(path)

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 
 import pytest
 
-from lifecycle.engine import SYSTEM_ACTOR, state_at
-from lifecycle.errors import Conflict, NotFound, PollableError
-from lifecycle.model import Event, EventKind, Item, Outcome, Stage, Status, Tally
-from lifecycle.planner import Work, plan_job
-from lifecycle.scenarios import CATALOGUE
-from store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob, Tenant
+from pollable.lifecycle.engine import SYSTEM_ACTOR, state_at
+from pollable.lifecycle.errors import Conflict, NotFound, PollableError
+from pollable.lifecycle.model import Event, EventKind, Item, Outcome, Stage, Status, Tally
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.lifecycle.scenarios import CATALOGUE
+from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob, Tenant
 
 pytestmark = pytest.mark.anyio
 
