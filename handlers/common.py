@@ -76,12 +76,13 @@ def iso(moment: float | None) -> str | None:
     return None if moment is None else _iso(moment)
 
 
-async def load_job(call: Call, job_id: str, api: str) -> JobRecord:
-    """The caller's job of this API, or ``NotFound`` ("Job not found") for anything else."""
+async def load_job(call: Call, job_id: str) -> JobRecord:
+    """The caller's job of the API it calls, or ``NotFound`` ("Job not found") for anything
+    else."""
     try:
         record = await call.services.store.get_job(call.principal.tenant_id, job_id)
     except NotFound:
         raise NotFound("Job not found") from None
-    if record.api != api:
+    if record.api != call.principal.api:
         raise NotFound("Job not found")
     return record

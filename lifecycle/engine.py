@@ -161,6 +161,16 @@ def _last_change(plan: Plan, t: float, settled: int, started: int) -> float:
     return max(moments)
 
 
+def status_from(start: float, end: float, final: Status, now: float) -> Status:
+    """The status at ``now`` of a job that leaves the queue at ``start`` and ends at ``end``
+    in ``final``. The one rule in Python; each SQL backend mirrors it (``STATUS_SQL``) and
+    the shared store suite checks they agree. A job that never starts (``start`` infinite)
+    is pending even "at" infinity."""
+    if now >= end and not math.isinf(end):
+        return final
+    return Status.RUNNING if now >= start and not math.isinf(start) else Status.PENDING
+
+
 def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
     """The job's state at ``now``. Pure: the same plan, events and time give the same state."""
     events = tuple(events)
@@ -173,9 +183,7 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
     stopped = final in (Status.CANCELLED, Status.FAILED)
     cancel = _first_cancel(plan, events) if final is Status.CANCELLED else None
 
-    # A job that never starts (start = inf) is pending even "at" infinity.
-    has_started = now >= start and not math.isinf(start)
-    status = final if terminal else (Status.RUNNING if has_started else Status.PENDING)
+    status = status_from(start, end, final, now)
 
     if status is Status.PENDING or (status is Status.CANCELLED and as_of < start):
         stage = None

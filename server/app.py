@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -28,98 +28,62 @@ from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
 
-from pollable.handlers.api import Handler
+from pollable.handlers.descriptor import ApiDescriptor
+from pollable.handlers.registry import REGISTRY, by_name
 from pollable.store import open_store
 from pollable.store.base import Store
 
 from . import contract
-from .auth import Authenticator, Forbidden, Unauthorized, bearer_handler
-from .contract import Contract, ContractError
-from .dispatch import Bound, Dispatcher
+from .auth import Authenticator, Forbidden, Unauthorized, bearer_handler, jwt_secret
+from .dispatch import Dispatcher, bind
 from .docs import docs_app
 from .errors import connexion_error_handler
-from .operation import Operation, compile_operations
-from .routes import HANDLERS
 from .routing import AnchoredRoutingMiddleware
 from .seed import Fixture, Operations, load_fixture, seed
 from .services import Services
 from .settings import Settings
 
-APIS = ("crosmos", "captain")
 
-
-def required_statuses(operation: Operation) -> set[int]:
-    """Statuses the server can answer for this operation, which its contract must declare."""
-    statuses = {500}
-    if operation.secured:
-        statuses.add(401)
-    if any(p.name.lower() == "x-organization-id" for p in operation.params):
-        statuses.add(403)
-    if operation.params or operation.body is not None:
-        statuses.add(422)
-    if operation.body is not None:
-        statuses.add(413)
-    return statuses
-
-
-def bind(contracts: list[Contract], handlers: Mapping[str, Handler]) -> dict[str, Bound]:
-    """Every operation of every contract, with its handler; any gap is a ``ContractError``."""
-    bound: dict[str, Bound] = {}
-    for served in contracts:
-        for operation in compile_operations(served.document):
-            if operation.operation_id not in handlers:
-                raise ContractError(f"no handler for operation {operation.operation_id}")
-            missing = required_statuses(operation) - set(operation.responses)
-            if missing:
-                raise ContractError(
-                    f"{operation.operation_id} can answer {sorted(missing)} but does not declare it"
-                )
-            bound[operation.operation_id] = Bound(operation, handlers[operation.operation_id])
-    unused = set(handlers) - set(bound)
-    if unused:
-        raise ContractError(f"handlers no operation reaches: {sorted(unused)}")
-    return bound
-
-
-async def _apply_fixture(store: Store, settings: Settings, fixture: Fixture) -> None:
+async def _apply_fixture(
+    store: Store, settings: Settings, fixture: Fixture, operations: Operations
+) -> None:
     """Seed the fixture once per store, even when several workers start together: the one
     whose token the store keeps does it."""
     token = secrets.token_hex(16)
     if await store.meta(f"fixture:{fixture.digest}", token) == token:
-        await seed(store, settings, fixture, Operations(), now=time.time())
+        await seed(store, settings, fixture, operations, now=time.time())
 
 
-def _lifespan(settings: Settings, fixture: Fixture | None) -> Any:
+def _lifespan(settings: Settings, fixture: Fixture | None, operations: Operations) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
-        store = open_store(settings.store)
-        await store.open()
-        try:
-            secret = settings.jwt_secret or await store.meta(
-                "jwt_secret", secrets.token_urlsafe(32)
-            )
+        async with open_store(settings.store) as store:
+            secret = await jwt_secret(settings.jwt_secret, store)
             if fixture is not None:
-                await _apply_fixture(store, settings, fixture)
+                await _apply_fixture(store, settings, fixture, operations)
             services = Services(settings, store, Authenticator(store, secret), time.time)
             yield {"services": services}
-        finally:
-            await store.close()
 
     return lifespan
 
 
-def create_app(settings: Settings) -> ConnexionMiddleware:
-    contracts = [contract.load(name) for name in APIS]
+def create_app(
+    settings: Settings, *, apis: Sequence[ApiDescriptor] = REGISTRY
+) -> ConnexionMiddleware:
+    """The app serving ``apis`` (every registered API unless told otherwise)."""
+    contracts = [contract.load(api) for api in apis]
+    bound = bind(contracts)
     dispatcher = Dispatcher(
-        bind(contracts, HANDLERS),
+        bound,
         fallback=docs_app(contracts),
         max_body_bytes=settings.max_body_bytes,
         validate_responses=settings.validate_responses,
     )
-    fixture = load_fixture(settings.fixtures) if settings.fixtures else None
+    fixture = load_fixture(settings.fixtures, by_name(apis)) if settings.fixtures else None
+    operations = Operations(bound, validate_responses=settings.validate_responses)
     app = ConnexionMiddleware(
         dispatcher,
-        lifespan=_lifespan(settings, fixture),
+        lifespan=_lifespan(settings, fixture, operations),
         middlewares=[
             partial(ServerErrorMiddleware, handler=connexion_error_handler),
             ExceptionMiddleware,
@@ -129,12 +93,12 @@ def create_app(settings: Settings) -> ConnexionMiddleware:
         ],
     )
     # Connexion resolves handlers for its own routing; pollable's dispatcher calls them.
-    resolver = Resolver(function_resolver=HANDLERS.__getitem__)
+    resolver = Resolver(function_resolver=lambda operation_id: bound[operation_id].handler)
     for served in contracts:
         # ConnexionMiddleware.add_api would re-read the document and check it as 3.0; the
         # API record it appends is built here from the 3.1 Specification instead.
         options = app.options.replace(
-            resolver=resolver, security_map={"bearer": bearer_handler(served.name)}
+            resolver=resolver, security_map={"bearer": bearer_handler(served.api)}
         )
         app.apis.append(
             API(served.specification(), base_path="", name=served.name, **options.__dict__)

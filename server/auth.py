@@ -1,4 +1,5 @@
-"""Bearer authentication: API keys (stored hashed) and, for Crosmos, JWT access tokens.
+"""Bearer authentication: API keys (stored hashed) and, for APIs that accept them, JWT
+access tokens. Which is which comes from each API's descriptor.
 
 Keys carry 256 random bits, so a single SHA-256 is the right hash: there is nothing to
 brute-force, and a slow password hash would only slow every request down. A key is
@@ -11,19 +12,20 @@ import hashlib
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
 from connexion.security import NO_VALUE, BearerSecurityHandler
 
 from pollable.handlers.api import Principal
+from pollable.handlers.descriptor import ApiDescriptor
 from pollable.store.base import Store, Tenant
 
-#: Key prefixes per API, as the upstream services issue them.
-KEY_PREFIXES = {"crosmos": ("csk_",), "captain": ("cap_dev_", "cap_prod_")}
-ORGANIZATION_HEADER = "x-organization-id"
 NOT_AUTHENTICATED = "Not authenticated"
 INVALID_CREDENTIALS = "Invalid authentication credentials"
+WRONG_ORGANIZATION = "{header} does not match the API key's organization"
+JWT_SECRET_META = "jwt_secret"
 
 
 class Unauthorized(Exception):
@@ -46,19 +48,24 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def new_key(api: str, *, environment: str = "dev") -> str:
-    prefix = "csk_" if api == "crosmos" else f"cap_{environment}_"
-    return prefix + secrets.token_urlsafe(32)
-
-
-def key_label(key: str) -> str:
-    """What may be shown of a key: its prefix and first characters."""
-    return key[: key.index("_", 4) + 5] if key.startswith("cap_") else key[:8]
-
-
 def new_jwt(secret: str, tenant_name: str, *, ttl_seconds: int = 3600) -> str:
     now = int(time.time())
     return jwt.encode({"sub": tenant_name, "iat": now, "exp": now + ttl_seconds}, secret, "HS256")
+
+
+async def jwt_secret(configured: str | None, store: Store) -> str:
+    """The HS256 secret of access tokens: the configured one, else the one the store keeps
+    (generated the first time it is asked for, so every process on a store agrees)."""
+    return configured or await store.meta(JWT_SECRET_META, secrets.token_urlsafe(32))
+
+
+def check_organization(api: ApiDescriptor, principal: Principal, sent: str | None) -> None:
+    """An API with an organization header refuses (403) a value naming another organization
+    than the key's. Not sending it is the contract's business (required or not)."""
+    if api.organization_header is None or sent is None:
+        return
+    if sent.lower() != principal.organization_id.lower():
+        raise Forbidden(WRONG_ORGANIZATION.format(header=api.organization_header))
 
 
 class Authenticator:
@@ -72,19 +79,10 @@ class Authenticator:
         self._size = size
         self._cache: OrderedDict[tuple[str, str], tuple[float, Principal]] = OrderedDict()
 
-    async def authenticate(self, api: str, token: str, organization_id: str | None) -> Principal:
-        principal = await self._resolve(api, token)
-        wrong_org = organization_id is not None and (
-            organization_id.lower() != principal.organization_id.lower()
-        )
-        if api == "captain" and wrong_org:
-            raise Forbidden("X-Organization-ID does not match the API key's organization")
-        return principal
-
-    async def _resolve(self, api: str, token: str) -> Principal:
-        if token.startswith(KEY_PREFIXES[api]):
-            return await self._cached(api, hash_key(token), self._by_key)
-        if api == "crosmos" and token.count(".") == 2:
+    async def authenticate(self, api: ApiDescriptor, token: str) -> Principal:
+        if api.keys.issued(token):
+            return await self._cached(api.name, hash_key(token), self._by_key)
+        if api.accepts_jwt and token.count(".") == 2:
             try:
                 claims = jwt.decode(token, self._jwt_secret, algorithms=["HS256"])
             except jwt.PyJWTError:
@@ -92,15 +90,17 @@ class Authenticator:
             subject = claims.get("sub")
             if not isinstance(subject, str):
                 raise Unauthorized()
-            return await self._cached(api, "jwt:" + subject, self._by_name)
+            return await self._cached(api.name, "jwt:" + subject, self._by_name)
         raise Unauthorized()
 
-    async def _cached(self, api: str, ref: str, lookup: Any) -> Principal:
+    async def _cached(
+        self, api: str, ref: str, lookup: Callable[[str, str], Awaitable[Tenant | None]]
+    ) -> Principal:
         now = time.monotonic()
         hit = self._cache.get((api, ref))
         if hit is not None and hit[0] > now:
             return hit[1]
-        tenant: Tenant | None = await lookup(api, ref)
+        tenant = await lookup(api, ref)
         if tenant is None:
             raise Unauthorized()
         principal = Principal(tenant.id, tenant.name, tenant.organization_id, api)
@@ -117,7 +117,7 @@ class Authenticator:
         return await self._store.find_tenant(ref.removeprefix("jwt:"))
 
 
-def bearer_handler(api: str) -> type[BearerSecurityHandler]:
+def bearer_handler(api: ApiDescriptor) -> type[BearerSecurityHandler]:
     """A Connexion bearer handler for one API. It replaces the per-request signature
     inspection of Connexion's generic check with one direct call."""
 
@@ -131,12 +131,10 @@ def bearer_handler(api: str) -> type[BearerSecurityHandler]:
                 if auth_type != "bearer":
                     return NO_VALUE
                 authenticator: Authenticator = request.scope["state"]["services"].authenticator
-                principal = await authenticator.authenticate(
-                    api, token, request.headers.get(ORGANIZATION_HEADER)
-                )
+                principal = await authenticator.authenticate(api, token)
                 return {"sub": principal.tenant_id, "principal": principal}
 
             return verify
 
-    Handler.__name__ = Handler.__qualname__ = f"{api.title()}BearerHandler"
+    Handler.__name__ = Handler.__qualname__ = f"{api.title}BearerHandler"
     return Handler

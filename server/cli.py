@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import secrets
 import shlex
 import sqlite3
 import sys
@@ -19,14 +18,15 @@ from typing import Any, TypeVar
 
 import click
 
+from pollable.handlers.registry import REGISTRY, by_name
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.store import UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
 from . import seed as seeding
-from .auth import KEY_PREFIXES, new_jwt
-from .contract import SOURCES, ContractError
+from .auth import jwt_secret, new_jwt
+from .contract import ContractError
 from .operation import ResponseInvalid
 from .provision import TenantKeys, issue_key, provision_tenant
 from .seed import Operations, SeedError, reply_detail
@@ -36,17 +36,18 @@ T = TypeVar("T")
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-APIS = tuple(KEY_PREFIXES)
+APIS = by_name(REGISTRY)
+#: The APIs that accept JWT access tokens besides keys.
+JWT_APIS = tuple(name for name, api in APIS.items() if api.accepts_jwt)
+ENV_HELP = "; ".join(
+    f"{name}: {', '.join(api.keys.environments)}"
+    for name, api in APIS.items()
+    if len(api.keys.environments) > 1
+)
 #: Seeding more jobs than this shows a progress bar.
 HANDFUL = 5
 
 DEMO_TENANT = "demo"
-DEMO_COLLECTION = "demo"
-DEMO_CROSMOS_BODY = {
-    "space_id": "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54",
-    "sources": [{"content": "Ada Lovelace wrote the first published computer program."}],
-}
-DEMO_CAPTAIN_BODY = {"url": "https://example.com/annual-report.pdf", "processing_type": "basic"}
 
 #: Errors that are the user's (a bad URL, a missing tenant, a broken fixture), shown as one line.
 USER_ERRORS = (
@@ -95,10 +96,8 @@ def with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
             await store.open()
         except Exception as exc:  # every driver has its own errors; all mean the same here
             raise click.ClickException(f"cannot open the store {url}: {exc}") from None
-        try:
+        async with store:  # already open: closes it however ``work`` ends
             return await work(store)
-        finally:
-            await store.close()
 
     try:
         return asyncio.run(run())
@@ -116,7 +115,7 @@ async def _tenant(store: Store, name: str) -> Tenant:
     if tenant is None:
         raise click.ClickException(
             f"unknown tenant {name!r}; "
-            f"create it with: pollable keys create --tenant {name} --api crosmos"
+            f"create it with: pollable keys create --tenant {name} --api {next(iter(APIS))}"
         )
     return tenant
 
@@ -128,7 +127,7 @@ def _echo_json(value: Any) -> None:
 @click.group(context_settings=CONTEXT)
 def cli() -> None:
     """pollable: a contract-first reference server and partner sandbox for asynchronous
-    ingestion-job APIs (Crosmos Memory API, Captain API v2).
+    ingestion-job APIs.
 
     Every option can also be set with a POLLABLE_* environment variable
     (POLLABLE_STORE, POLLABLE_PORT, POLLABLE_TIME_SCALE, ...); a flag wins over the variable.
@@ -150,7 +149,7 @@ async def bootstrap_demo(store: Store, settings: Settings) -> Demo | None:
     if await store.count_tenants():
         return None
     try:
-        return await provision_tenant(store, DEMO_TENANT, credits=settings.tenant_credits)
+        return await provision_tenant(store, DEMO_TENANT, REGISTRY, credits=settings.tenant_credits)
     except Conflict:  # another process bootstrapped the same store first
         return None
 
@@ -166,40 +165,36 @@ def base_url(settings: Settings) -> str:
 
 def docs_banner(settings: Settings) -> str:
     url = base_url(settings)
-    lines = [f"  {api.title():<8} {url}{source.docs_url}" for api, source in SOURCES.items()]
+    lines = [f"  {api.title:<8} {url}{api.docs_url}" for api in REGISTRY]
     return "API docs (Swagger UI):\n" + "\n".join(lines)
 
 
 def demo_banner(demo: Demo, settings: Settings) -> str:
     """What a newcomer needs to make a first call: the keys and curl lines that work."""
     url, q = base_url(settings), shlex.quote
-    crosmos_auth = q(f"Authorization: Bearer {demo.crosmos_key}")
-    captain_auth = q(f"Authorization: Bearer {demo.captain_key}")
-    organization = q(f"X-Organization-ID: {demo.tenant.organization_id}")
-    json_type = q("Content-Type: application/json")
-    return "\n".join([
+    lines = [
         f"Created the demo tenant {demo.tenant.name!r} on an empty store.",
         f"  organization id  {demo.tenant.organization_id}",
-        f"  Crosmos key      {demo.crosmos_key}",
-        f"  Captain key      {demo.captain_key}",
+        *(f"  {demo.apis[name].title + ' key':<16} {key}" for name, key in demo.keys.items()),
         "Keys are stored hashed: this is the only time they are shown.",
-        "",
-        "Crosmos: ingest sources, then poll the job (use the job_id of the first reply):",
-        f"  curl -s -X POST {url}/api/v1/sources \\",
-        f"    -H {crosmos_auth} -H {json_type} \\",
-        f"    -d {q(json.dumps(DEMO_CROSMOS_BODY))}",
-        f"  curl -s {url}/api/v1/jobs/JOB_ID -H {crosmos_auth}",
-        "",
-        "Captain: index a URL, then poll the job:",
-        f"  curl -s -X POST {url}/v2/collections/{DEMO_COLLECTION}/index/url \\",
-        f"    -H {captain_auth} \\",
-        f"    -H {organization} -H {json_type} \\",
-        f"    -d {q(json.dumps(DEMO_CAPTAIN_BODY))}",
-        f"  curl -s {url}/v2/jobs/JOB_ID -H {captain_auth} -H {organization}",
+    ]
+    for name in demo.keys:
+        call = demo.apis[name].demo
+        auth = " ".join(f"-H {q(f'{k}: {v}')}" for k, v in demo.headers(name).items())
+        lines += [
+            "",
+            f"{demo.apis[name].title}: {call.summary} (use the job id of the first reply):",
+            f"  curl -s -X POST {url}{call.create_path} \\",
+            f"    {auth} -H {q('Content-Type: application/json')} \\",
+            f"    -d {q(json.dumps(call.body))}",
+            f"  curl -s {url}{call.poll_path} {auth}",
+        ]
+    lines += [
         "",
         "Pick what a job will do with -H 'Prefer: scenario=partial' "
         f"(scenarios: {', '.join(scenarios.CATALOGUE)}).",
-    ])  # fmt: skip
+    ]
+    return "\n".join(lines)
 
 
 class DemoOnStartup:
@@ -268,7 +263,8 @@ def worker_app() -> Any:
 @click.option(
     "--jwt-secret",
     metavar="SECRET",
-    help="HS256 secret of Crosmos access tokens. [default: generated once, kept in the store]",
+    help=f"HS256 secret of access tokens ({', '.join(JWT_APIS)}). "
+    "[default: generated once, kept in the store]",
 )
 @click.option(
     "--log-level",
@@ -295,10 +291,10 @@ def serve(
     log_level: str | None,
     fixtures: str | None,
 ) -> None:
-    """Serve both contracts (Crosmos at /api/v1, Captain at /v2) with uvicorn.
+    """Serve every registered API's contract with uvicorn.
 
-    On an empty store, first creates the tenant "demo" with a Crosmos key and a Captain key,
-    and prints them with curl lines to try.
+    On an empty store, first creates the tenant "demo" with a key for each API, and prints
+    them with curl lines to try.
     """
     settings = _settings(
         host=host, port=port, store=store, time_scale=time_scale, workers=workers,
@@ -377,8 +373,9 @@ def keys() -> None:
 @click.option(
     "--env",
     "environment",
-    type=click.Choice(["dev", "prod"]),
-    help="Captain keys only: a cap_dev_ or cap_prod_ key. [default: dev]",
+    metavar="ENV",
+    help=f"The key's environment, for APIs that have several ({ENV_HELP}). "
+    "[default: the API's first]",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="Print key, tenant, organization_id and api as JSON."
@@ -391,22 +388,25 @@ def keys_create(
 
     The key is stored hashed: this is the only time it is shown.
     """
-    if environment is not None and api != "captain":
-        raise click.UsageError("--env applies to Captain keys only")
+    described = APIS[api]
+    if environment is not None and environment not in described.keys.environments:
+        raise click.UsageError(
+            f"--env of a {api} key must be {' or '.join(described.keys.environments)}"
+        )
     if not tenant.strip():
         raise click.UsageError("--tenant cannot be empty")
     settings = _persistent(_settings(store=store))
     issued = with_store(
         settings.store,
         lambda opened: issue_key(
-            opened, tenant, api, credits=settings.tenant_credits, environment=environment or "dev"
+            opened, tenant, described, credits=settings.tenant_credits, environment=environment
         ),
     )
     if as_json:
         _echo_json({
             "key": issued.key, "tenant": issued.tenant.name,
             "organization_id": issued.tenant.organization_id, "api": api,
-            "env": (environment or "dev") if api == "captain" else None,
+            "env": issued.environment,
         })  # fmt: skip
     else:
         click.echo(issued.key)
@@ -414,7 +414,7 @@ def keys_create(
 
 @cli.group(context_settings=CONTEXT)
 def tokens() -> None:
-    """JWT access tokens (Crosmos API)."""
+    """JWT access tokens, for the APIs that accept them."""
 
 
 @tokens.command("create", context_settings=CONTEXT)
@@ -432,7 +432,8 @@ def tokens() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print token, tenant and expires_at as JSON.")
 @store_option
 def tokens_create(tenant: str, ttl: int, as_json: bool, store: str | None) -> None:
-    """Create a JWT access token for a tenant's Crosmos API calls and print it.
+    """Create a JWT access token for a tenant's calls to the APIs that accept them, and
+    print it.
 
     It is signed (HS256) with $POLLABLE_JWT_SECRET, else with the secret the server keeps in
     the store, so a server on the same store accepts it.
@@ -441,8 +442,7 @@ def tokens_create(tenant: str, ttl: int, as_json: bool, store: str | None) -> No
 
     async def create(opened: Store) -> str:
         found = await _tenant(opened, tenant)
-        # The server's lifespan does the same: the configured secret, else the store's.
-        secret = settings.jwt_secret or await opened.meta("jwt_secret", secrets.token_urlsafe(32))
+        secret = await jwt_secret(settings.jwt_secret, opened)
         return new_jwt(secret, found.name, ttl_seconds=ttl)
 
     token = with_store(settings.store, create)
@@ -514,7 +514,7 @@ def seed(file: str, store: str | None, time_scale: float | None, seed_value: str
         count: 1                    # optional: N copies named done-1 ... done-N
 
     Bodies and params are checked against the operation's contract; a job that breaks it is
-    refused, naming the job. Captain operations get the tenant's X-Organization-ID.
+    refused, naming the job. APIs with an organization header get the tenant's own.
     """
     settings = _persistent(_settings(store=store, time_scale=time_scale, seed=seed_value))
     try:
@@ -574,7 +574,7 @@ def _param(_ctx: Any, _param: Any, values: tuple[str, ...]) -> dict[str, str]:
     multiple=True,
     callback=_param,
     metavar="NAME=VALUE",
-    help="Extra query parameter of the GET operation, e.g. -p files_limit=10 (Captain).",
+    help="Extra query parameter of the GET operation, e.g. -p files_limit=10.",
 )
 @store_option
 def jobs_show(

@@ -20,7 +20,7 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
+from importlib.abc import Traversable
 from typing import Any
 
 import orjson
@@ -28,39 +28,31 @@ from connexion.spec import OpenAPISpecification
 from openapi_spec_validator import validate as validate_spec
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
+from pollable.handlers.descriptor import ApiDescriptor
+
 
 class ContractError(Exception):
     """A contract document is invalid, or an addition tries to change a vendored value."""
 
 
 @dataclass(frozen=True)
-class ContractSource:
-    name: str
-    files: tuple[str, ...]
-    #: Where the served document and Swagger UI live.
-    openapi_url: str
-    docs_url: str
-
-
-SOURCES: Mapping[str, ContractSource] = {
-    "crosmos": ContractSource(
-        "crosmos",
-        ("crosmos.vendored.json", "crosmos.additions.json"),
-        "/openapi.json",
-        "/docs",
-    ),
-    "captain": ContractSource("captain", ("captain.json",), "/v2/openapi.json", "/v2/docs"),
-}
-
-
-@dataclass(frozen=True)
 class Contract:
-    name: str
+    api: ApiDescriptor
     document: Mapping[str, Any]
     #: The served document, serialised once.
     served: bytes
-    openapi_url: str
-    docs_url: str
+
+    @property
+    def name(self) -> str:
+        return self.api.name
+
+    @property
+    def openapi_url(self) -> str:
+        return self.api.openapi_url
+
+    @property
+    def docs_url(self) -> str:
+        return self.api.docs_url
 
     @property
     def title(self) -> str:
@@ -70,9 +62,8 @@ class Contract:
         return Specification31(self.document)
 
 
-def read_document(filename: str) -> dict[str, Any]:
-    text = resources.files("pollable.openapi").joinpath(filename).read_text(encoding="utf-8")
-    document: dict[str, Any] = json.loads(text)
+def read_document(source: Traversable) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(source.read_text(encoding="utf-8"))
     return document
 
 
@@ -105,21 +96,14 @@ def check_openapi_31(document: Mapping[str, Any], name: str) -> None:
 
 
 @functools.cache
-def load(name: str) -> Contract:
-    """The served contract ``name``; loaded and checked once per process."""
-    source = SOURCES[name]
-    first, *rest = source.files
+def load(api: ApiDescriptor) -> Contract:
+    """The served contract of ``api``; loaded and checked once per process."""
+    first, *rest = api.documents
     document = read_document(first)
     for extra in rest:
         document = merge_additions(document, read_document(extra))
-    check_openapi_31(document, name)
-    return Contract(
-        name=name,
-        document=document,
-        served=orjson.dumps(document),
-        openapi_url=source.openapi_url,
-        docs_url=source.docs_url,
-    )
+    check_openapi_31(document, api.name)
+    return Contract(api=api, document=document, served=orjson.dumps(document))
 
 
 class Specification31(OpenAPISpecification):

@@ -4,7 +4,7 @@ and how to check and write its responses. Nothing here compiles a schema per req
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -85,13 +85,11 @@ class Operation:
         self,
         path_params: Mapping[str, Any],
         query_string: bytes,
-        headers: list[tuple[bytes, bytes]],
+        headers: Sequence[tuple[bytes, bytes]],
     ) -> dict[str, Any]:
         """Parameters by key, coerced, defaulted and validated; raises ``RequestInvalid``."""
         query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-        header_map = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers
-        }
+        header_map = read_headers(headers)
         found: dict[str, Any] = {}
         problems: list[ErrorItem] = []
         for param in self.params:
@@ -173,6 +171,11 @@ class Operation:
             raise ResponseInvalid(
                 f"{self.operation_id}: {status} body breaks the contract: {found}"
             )
+
+
+def read_headers(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Request headers by lower-case name: the one way every part of pollable reads them."""
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
 
 
 def _is_json(content_type: str) -> bool:

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from pollable.handlers.descriptor import ApiDescriptor
 from pollable.store.base import Store, Tenant
 
-from .auth import hash_key, key_label, new_key
+from .auth import hash_key
 
 
 @dataclass(frozen=True)
 class IssuedKey:
     key: str
     tenant: Tenant
-    api: str
+    api: ApiDescriptor
+    environment: str
 
 
 async def ensure_tenant(
@@ -30,13 +34,19 @@ async def ensure_tenant(
 
 
 async def issue_key(
-    store: Store, tenant_name: str, api: str, *, credits: float, environment: str = "dev"
+    store: Store,
+    tenant_name: str,
+    api: ApiDescriptor,
+    *,
+    credits: float,
+    environment: str | None = None,
 ) -> IssuedKey:
     """Create the tenant if needed and give it a new key for ``api``."""
+    environment = environment or api.keys.default_environment
     tenant = await ensure_tenant(store, tenant_name, credits=credits)
-    key = new_key(api, environment=environment)
-    await store.add_key(tenant.id, api=api, key_hash=hash_key(key), label=key_label(key))
-    return IssuedKey(key, tenant, api)
+    key = api.keys.new(environment)
+    await store.add_key(tenant.id, api=api.name, key_hash=hash_key(key), label=api.keys.label(key))
+    return IssuedKey(key, tenant, api, environment)
 
 
 @dataclass(frozen=True)
@@ -44,8 +54,9 @@ class TenantKeys:
     """A tenant with one key of each API, and the headers a client sends with them."""
 
     tenant: Tenant
-    crosmos_key: str
-    captain_key: str
+    #: Each API's key, by API name.
+    keys: Mapping[str, str]
+    apis: Mapping[str, ApiDescriptor]
 
     @property
     def name(self) -> str:
@@ -55,20 +66,34 @@ class TenantKeys:
     def organization_id(self) -> str:
         return self.tenant.organization_id
 
-    @property
-    def crosmos(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.crosmos_key}"}
+    def __getattr__(self, name: str) -> Any:
+        """``tenant.<api>_key`` is that API's key and ``tenant.<api>`` its headers, for
+        tests and scripts that know which APIs they talk to."""
+        keys = self.__dict__.get("keys", {})
+        if name.endswith("_key") and name[: -len("_key")] in keys:
+            return keys[name[: -len("_key")]]
+        if name in keys:
+            return self.headers(name)
+        raise AttributeError(name)
 
-    @property
-    def captain(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self.captain_key}",
-            "X-Organization-ID": self.organization_id,
-        }
+    def headers(self, api: str) -> dict[str, str]:
+        """What a client of ``api`` sends to authenticate as this tenant."""
+        headers = {"Authorization": f"Bearer {self.keys[api]}"}
+        header = self.apis[api].organization_header
+        if header is not None:
+            headers[header] = self.organization_id
+        return headers
 
 
-async def provision_tenant(store: Store, name: str, *, credits: float) -> TenantKeys:
-    """The tenant ``name`` (created if needed) with a new Crosmos key and a new Captain key."""
-    crosmos = await issue_key(store, name, "crosmos", credits=credits)
-    captain = await issue_key(store, name, "captain", credits=credits)
-    return TenantKeys(captain.tenant, crosmos.key, captain.key)
+async def provision_tenant(
+    store: Store, name: str, apis: Sequence[ApiDescriptor], *, credits: float
+) -> TenantKeys:
+    """The tenant ``name`` (created if needed) with a new key for each of ``apis``."""
+    keys: dict[str, str] = {}
+    tenant = None
+    for api in apis:
+        issued = await issue_key(store, name, api, credits=credits)
+        keys[api.name], tenant = issued.key, issued.tenant
+    if tenant is None:
+        tenant = await ensure_tenant(store, name, credits=credits)
+    return TenantKeys(tenant, keys, {api.name: api for api in apis})

@@ -20,16 +20,17 @@ A fixture is a YAML (or JSON) document::
         created: "-1h"                  # optional: -90s, +5m, -1h, -2d, "now" or ISO-8601
         count: 1                        # optional: N copies, named done-1 ... done-N
 
-Every job goes through the handler of its operation (``server.routes.HANDLERS``) exactly
-as a request would, minus HTTP: ``params`` and ``body`` are read and checked by the
-operation's own ``read_params`` / ``read_body`` (a fixture that breaks the contract is
-refused, naming the job), the handler runs as the tenant with a clock that reads
-``created``, and the job id comes from its reply. A Captain operation needs no
-``X-Organization-ID`` in ``params``: the tenant's own is sent.
+Every job goes through ``server.dispatch.respond``, the function every HTTP request goes
+through, minus the socket: ``params`` and ``body`` become the request's path, query,
+headers and body and are checked against the operation's contract (a fixture that breaks
+it is refused, naming the job), the handler runs as the tenant with a clock that reads
+``created``, and the job id comes from its reply. An API with an organization header
+(Captain's ``X-Organization-ID``) gets the tenant's own unless ``params`` names one.
 
-Fixed keys are stored hashed, like generated ones, and must carry their API's prefix
-(``csk_``; ``cap_dev_`` or ``cap_prod_``). Plans are deterministic: the same body in the
-same scenario under the same ``--seed`` plans the same job; job ids are new on every run.
+Fixed keys are stored hashed, like generated ones, and must carry one of their API's
+prefixes (its descriptor's ``KeyRule``; ``env`` picks one). Plans are deterministic: the
+same body in the same scenario under the same ``--seed`` plans the same job; job ids are
+new on every run.
 """
 
 from __future__ import annotations
@@ -48,23 +49,20 @@ from urllib.parse import urlencode
 import orjson
 import yaml
 
-from pollable.handlers.api import Call, Handler, Principal, Reply, Services
+from pollable.handlers.api import Principal, Reply, Services
+from pollable.handlers.descriptor import ApiDescriptor, KeyRule
+from pollable.handlers.registry import REGISTRY, by_name
 from pollable.lifecycle import scenarios
-from pollable.lifecycle.errors import PollableError
 from pollable.store.base import Store, Tenant
 
 from . import contract
-from .auth import KEY_PREFIXES, Forbidden, hash_key, key_label, new_key
-from .errors import reply_for
-from .operation import Operation, RequestInvalid, compile_operations
+from .auth import hash_key
+from .dispatch import Bound, Request, bind, respond
+from .operation import Operation
 from .provision import ensure_tenant
-from .routes import HANDLERS
 from .settings import Settings
 
-APIS = tuple(contract.SOURCES)
-ORGANIZATION_KEY = "x_organization_id"
 PREFER_KEY = "prefer"
-ENVIRONMENTS = ("dev", "prod")
 
 
 class SeedError(Exception):
@@ -127,33 +125,28 @@ def _raw(value: Any) -> str:
 
 
 class Operations:
-    """Every operation of the served contracts, compiled once, and a way to call its handler
-    as the dispatcher would: read and check the request, run the handler, check the reply."""
+    """Every operation of the served APIs, and a way to call one as HTTP would, through
+    ``server.dispatch.respond``."""
 
     def __init__(
-        self, handlers: Mapping[str, Handler] = HANDLERS, *, validate_responses: bool = True
+        self, bound: Mapping[str, Bound] | None = None, *, validate_responses: bool = True
     ) -> None:
-        self._handlers = handlers
+        self._bound = bound if bound is not None else bind([contract.load(a) for a in REGISTRY])
         self._validate = validate_responses
-        self._by_id: dict[str, tuple[str, Operation]] = {}
-        for api in APIS:
-            for operation in compile_operations(contract.load(api).document):
-                self._by_id[operation.operation_id] = (api, operation)
+        self.apis: dict[str, ApiDescriptor] = by_name(
+            list({id(b.api): b.api for b in self._bound.values()}.values())
+        )
 
-    def find(self, operation_id: str) -> tuple[str, Operation]:
-        """The API and the operation with this id; ``SeedError`` if no contract has it."""
+    def find(self, operation_id: str) -> Bound:
+        """The operation with this id; ``SeedError`` if no served API has it."""
         try:
-            return self._by_id[operation_id]
+            return self._bound[operation_id]
         except KeyError:
             raise SeedError(f"no served contract has an operation {operation_id!r}") from None
 
     def job_status(self, api: str) -> Operation:
-        """The operation that reads one job of ``api`` (``GET .../jobs/{job_id}``)."""
-        for name, operation in self._by_id.values():
-            reads_a_job = operation.method == "GET" and operation.path.endswith("/jobs/{job_id}")
-            if name == api and reads_a_job:
-                return operation
-        raise SeedError(f"the {api} contract has no GET .../jobs/{{job_id}} operation")
+        """The operation of ``api`` that reads one job."""
+        return self.find(self.apis[api].status_operation).operation
 
     async def call(
         self,
@@ -164,68 +157,62 @@ class Operations:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> Reply:
-        """The handler's reply to this request from ``tenant``. Contract violations and
-        domain errors become the contract's error replies, as over HTTP."""
-        api, operation = self.find(operation_id)
-        handler = self._handlers.get(operation_id)
-        if handler is None:
-            raise SeedError(f"operation {operation_id!r} has no handler")
-        principal = Principal(tenant.id, tenant.name, tenant.organization_id, api)
-        try:
-            read = self._read_params(operation, params or {}, principal)
-            read_body = self._read_body(operation, body)
-            reply = await handler(Call(read, read_body, principal, services))
-        except (PollableError, RequestInvalid, Forbidden) as exc:
-            reply = reply_for(exc)
-        if self._validate:
-            operation.check_response(reply.status, reply.body)
-        return reply
+        """The reply to this request from ``tenant``, exactly as over HTTP."""
+        target = self.find(operation_id)
+        principal = Principal(tenant.id, tenant.name, tenant.organization_id, target.api.name)
+        request = _request(target, params or {}, body, principal)
+        return await respond(
+            target, principal, services, request, validate_responses=self._validate
+        )
 
-    @staticmethod
-    def _read_params(
-        operation: Operation, given: Mapping[str, Any], principal: Principal
-    ) -> dict[str, Any]:
-        declared = {param.key: param for param in operation.params}
-        by_key: dict[str, Any] = {}
-        for name, value in given.items():
-            key = str(name).lower().replace("-", "_")
-            if key not in declared:
-                known = ", ".join(p.name for p in operation.params) or "none"
-                raise SeedError(
-                    f"{operation.operation_id} has no parameter {name!r} (parameters: {known})"
-                )
-            by_key[key] = value
-        if ORGANIZATION_KEY in declared:
-            organization = str(by_key.setdefault(ORGANIZATION_KEY, principal.organization_id))
-            if organization.lower() != principal.organization_id.lower():
-                raise Forbidden("X-Organization-ID does not match the API key's organization")
-        path: dict[str, str] = {}
-        query: list[tuple[str, str]] = []
-        headers: list[tuple[bytes, bytes]] = []
-        for key, value in by_key.items():
-            if value is None:
-                continue
-            param = declared[key]
-            if param.location == "path":
-                path[param.name] = _raw(value)
-            elif param.location == "query":
-                query.append((param.name, _raw(value)))
-            else:
-                try:
-                    raw = _raw(value).encode("latin-1")
-                except UnicodeEncodeError:
-                    raise SeedError(f"header {param.name} must be Latin-1 text") from None
-                headers.append((param.name.lower().encode("latin-1"), raw))
-        return operation.read_params(path, urlencode(query).encode("latin-1"), headers)
 
-    @staticmethod
-    def _read_body(operation: Operation, body: Any) -> Any:
-        if operation.body is None:
-            if body is not None:
-                raise SeedError(f"{operation.operation_id} takes no request body")
-            return None
-        raw = b"" if body is None else orjson.dumps(body)
-        return operation.read_body(raw, "application/json")
+def _request(target: Bound, given: Mapping[str, Any], body: Any, principal: Principal) -> Request:
+    """A fixture's parameters and body as the request HTTP would deliver."""
+    operation = target.operation
+    declared = {param.key: param for param in operation.params}
+    by_key: dict[str, Any] = {}
+    for name, value in given.items():
+        key = str(name).lower().replace("-", "_")
+        if key not in declared:
+            known = ", ".join(p.name for p in operation.params) or "none"
+            raise SeedError(
+                f"{operation.operation_id} has no parameter {name!r} (parameters: {known})"
+            )
+        by_key[key] = value
+    header = target.api.organization_header
+    if header is not None:
+        key = header.lower().replace("-", "_")
+        if key in declared:
+            by_key.setdefault(key, principal.organization_id)
+    path: dict[str, str] = {}
+    query: list[tuple[str, str]] = []
+    headers: list[tuple[bytes, bytes]] = []
+    for key, value in by_key.items():
+        if value is None:
+            continue
+        param = declared[key]
+        if param.location == "path":
+            path[param.name] = _raw(value)
+        elif param.location == "query":
+            query.append((param.name, _raw(value)))
+        else:
+            try:
+                raw = _raw(value).encode("latin-1")
+            except UnicodeEncodeError:
+                raise SeedError(f"header {param.name} must be Latin-1 text") from None
+            headers.append((param.name.lower().encode("latin-1"), raw))
+    if operation.body is None:
+        if body is not None:
+            raise SeedError(f"{operation.operation_id} takes no request body")
+        payload = b""
+    else:
+        payload = b"" if body is None else orjson.dumps(body)
+        headers.append((b"content-type", b"application/json"))
+
+    async def read_body() -> bytes:
+        return payload
+
+    return Request(path, urlencode(query).encode("latin-1"), headers, read_body)
 
 
 @dataclass(frozen=True)
@@ -248,8 +235,9 @@ def services_at(store: Store, settings: Settings, moment: float) -> Clocked:
 @dataclass(frozen=True)
 class KeySpec:
     api: str
-    key: str | None = None
-    env: str = "dev"
+    rule: KeyRule
+    key: str | None
+    env: str
 
 
 @dataclass(frozen=True)
@@ -312,19 +300,23 @@ def _scenario(value: Any, where: str) -> str | None:
     return str(value)
 
 
-def _key(value: Any, where: str) -> KeySpec:
+def _key(value: Any, where: str, apis: Mapping[str, ApiDescriptor]) -> KeySpec:
     data = _entry(value, where, {"api", "key", "env"}, ["api"])
-    api, env, key = str(data["api"]), str(data.get("env") or "dev"), data.get("key")
-    if api not in KEY_PREFIXES:
-        raise SeedError(f"{where}: api must be one of {', '.join(KEY_PREFIXES)}, not {api!r}")
-    if env not in ENVIRONMENTS:
-        raise SeedError(f"{where}: env must be dev or prod, not {env!r}")
+    name, key = str(data["api"]), data.get("key")
+    api = apis.get(name)
+    if api is None:
+        raise SeedError(f"{where}: api must be one of {', '.join(apis)}, not {name!r}")
+    env = str(data.get("env") or api.keys.default_environment)
+    if env not in api.keys.environments:
+        choices = " or ".join(api.keys.environments)
+        raise SeedError(f"{where}: env of a {name} key must be {choices}, not {env!r}")
     if key is not None:
         key = str(key)
-        prefixes = (f"cap_{env}_",) if api == "captain" and "env" in data else KEY_PREFIXES[api]
-        if not key.startswith(prefixes) or len(key) <= len(max(prefixes, key=len)):
-            raise SeedError(f"{where}: a {api} key must start with {' or '.join(prefixes)}")
-    return KeySpec(api, key, env)
+        rule = KeyRule({env: api.keys.prefixes[env]}) if "env" in data else api.keys
+        if not rule.issued(key):
+            prefixes = " or ".join(rule.prefixes.values())
+            raise SeedError(f"{where}: a {name} key must start with {prefixes}")
+    return KeySpec(name, api.keys, key, env)
 
 
 def _named(value: Any, kind: str, where: str) -> str:
@@ -334,12 +326,12 @@ def _named(value: Any, kind: str, where: str) -> str:
     return where
 
 
-def _tenant(value: Any, where: str) -> TenantSpec:
+def _tenant(value: Any, where: str, apis: Mapping[str, ApiDescriptor]) -> TenantSpec:
     where = _named(value, "tenant", where)
     allowed = {"name", "keys", "default_scenario", "credits", "organization_id"}
     data = _entry(value, where, allowed, ["name"])
     entries = _list(data.get("keys"), where)
-    keys = tuple(_key(k, f"{where}, key {i + 1}") for i, k in enumerate(entries))
+    keys = tuple(_key(k, f"{where}, key {i + 1}", apis) for i, k in enumerate(entries))
     credits = data.get("credits")
     if credits is not None and (isinstance(credits, bool) or not isinstance(credits, int | float)):
         raise SeedError(f"{where}: credits must be a number")
@@ -380,13 +372,15 @@ def _jobs(value: Any, where: str) -> list[JobSpec]:
     ]  # fmt: skip
 
 
-def parse_fixture(data: Any) -> Fixture:
+def parse_fixture(data: Any, apis: Mapping[str, ApiDescriptor] | None = None) -> Fixture:
     """A Fixture from parsed YAML/JSON; ``SeedError`` names the first problem."""
+    named = by_name(REGISTRY) if apis is None else apis
     if data is None:
         data = {}
     data = _entry(data, "fixture", {"tenants", "jobs"}, [])
     tenants = tuple(
-        _tenant(t, f"tenants[{i}]") for i, t in enumerate(_list(data.get("tenants"), "tenants"))
+        _tenant(t, f"tenants[{i}]", named)
+        for i, t in enumerate(_list(data.get("tenants"), "tenants"))
     )
     jobs = tuple(
         job
@@ -403,7 +397,7 @@ def parse_fixture(data: Any) -> Fixture:
     return Fixture(tenants, jobs, digest)
 
 
-def load_fixture(path: str | Path) -> Fixture:
+def load_fixture(path: str | Path, apis: Mapping[str, ApiDescriptor] | None = None) -> Fixture:
     """Read a fixture file (``.json`` as JSON, anything else as YAML)."""
     path = Path(path)
     try:
@@ -416,7 +410,7 @@ def load_fixture(path: str | Path) -> Fixture:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         language = "JSON" if path.suffix.lower() == ".json" else "YAML"
         raise SeedError(f"{path} is not valid {language}: {first}") from None
-    return parse_fixture(data)
+    return parse_fixture(data, apis)
 
 
 # -- seeding --------------------------------------------------------------------------------
@@ -438,15 +432,16 @@ class Seeded:
 
 
 async def _add_key(store: Store, tenant: Tenant, spec: KeySpec) -> str:
-    key = spec.key or new_key(spec.api, environment=spec.env)
+    key = spec.key or spec.rule.new(spec.env)
     digest = hash_key(key)
     owner = await store.tenant_for_key(spec.api, digest)
     if owner is not None and owner.id != tenant.id:
         raise SeedError(
-            f"tenant {tenant.name!r}: key {key_label(key)}... belongs to tenant {owner.name!r}"
+            f"tenant {tenant.name!r}: key {spec.rule.label(key)}... "
+            f"belongs to tenant {owner.name!r}"
         )
     if owner is None:
-        await store.add_key(tenant.id, api=spec.api, key_hash=digest, label=key_label(key))
+        await store.add_key(tenant.id, api=spec.api, key_hash=digest, label=spec.rule.label(key))
     return key
 
 
@@ -499,7 +494,8 @@ async def _create_job(
     where = f"job {job.name!r} ({job.operation})"
     params = dict(job.params)
     try:
-        _, operation = operations.find(job.operation)
+        target = operations.find(job.operation)
+        operation = target.operation
         if job.scenario is not None:
             if PREFER_KEY not in {p.key for p in operation.params}:
                 raise SeedError("the operation takes no Prefer header, so no scenario")
@@ -513,7 +509,8 @@ async def _create_job(
         raise SeedError(f"{where}: {exc}") from None
     if reply.status >= 300:
         raise SeedError(f"{where} was refused with {reply.status}: {reply_detail(reply)}")
-    job_id = reply.body.get("job_id") if isinstance(reply.body, dict) else None
+    field = target.api.job_id_field
+    job_id = reply.body.get(field) if isinstance(reply.body, dict) else None
     if not isinstance(job_id, str):
-        raise SeedError(f"{where}: the operation does not create a job (no job_id in its reply)")
+        raise SeedError(f"{where}: the operation does not create a job (no {field} in its reply)")
     return job_id

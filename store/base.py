@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from pollable.lifecycle.engine import outcome
 from pollable.lifecycle.errors import Conflict
@@ -86,7 +86,7 @@ def milestones(plan: Plan, events: Sequence[Event] = ()) -> tuple[float, float, 
     return plan.created_at + plan.timing.queue, end, final
 
 
-#: The SQL twin of ``lifecycle.engine.state_at(...).status`` over the milestone columns.
+#: The SQL twin of ``lifecycle.engine.status_from`` over the milestone columns.
 #: The shared store suite checks the two agree.
 STATUS_SQL = (
     "CASE WHEN :now >= ends_at THEN final_status "
@@ -104,6 +104,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def close(self) -> None:
         """Release connections. The store may be opened again."""
+
+    async def __aenter__(self) -> Self:
+        """``async with open_store(url) as store:`` opens it, and closes it on the way out."""
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     # -- tenants and keys -------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from pollable.lifecycle.engine import status_from
 from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import Event, Item, Outcome, Status, Tally, running_tallies
 
@@ -185,18 +186,15 @@ class MemoryStore(Store):
         limit: int,
         offset: int = 0,
     ) -> JobPage:
-        def status_at(job: _Job) -> Status:
-            if now >= job.ends_at:
-                return job.final
-            return Status.PENDING if now < job.started_at else Status.RUNNING
-
         matching = [
             job
             for (owner, _), job in self._s.jobs.items()
             if owner == tenant_id
             and job.record.api == api
             and (collection is None or job.record.collection == collection)
-            and (status is None or status_at(job) is status)
+            and (
+                status is None or status_from(job.started_at, job.ends_at, job.final, now) is status
+            )
         ]
         matching.sort(key=lambda job: (job.record.plan.created_at, job.seq), reverse=True)
         page = [job.record for job in matching[offset : offset + limit]]

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from starlette.testclient import TestClient
 
+from pollable.handlers.registry import REGISTRY
 from pollable.server.app import create_app
 from pollable.server.provision import TenantKeys as Tenant
 from pollable.server.provision import provision_tenant
@@ -71,7 +72,11 @@ class Api:
 
     def tenant(self, name: str) -> Tenant:
         return self.run(
-            provision_tenant, self.services.store, name, credits=self.settings.tenant_credits
+            provision_tenant,
+            self.services.store,
+            name,
+            REGISTRY,
+            credits=self.settings.tenant_credits,
         )
 
 

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import httpx
 
+from pollable.handlers.registry import REGISTRY
 from pollable.server.provision import provision_tenant
 from pollable.store.base import Store
 from tests.conftest import Tenant, on_store
@@ -33,7 +34,9 @@ def provision(url: str, *names: str) -> dict[str, Tenant]:
     """Tenants with a Crosmos key and a Captain key each, written into the store at ``url``."""
 
     async def work(store: Store) -> dict[str, Tenant]:
-        return {name: await provision_tenant(store, name, credits=CREDITS) for name in names}
+        return {
+            name: await provision_tenant(store, name, REGISTRY, credits=CREDITS) for name in names
+        }
 
     return on_store(url, work)
 

@@ -18,6 +18,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import pytest
 
+from pollable.handlers.registry import APIS
 from pollable.server import contract
 from pollable.server.settings import Settings
 from tests.conformance.bodies import (
@@ -39,8 +40,8 @@ CONVERSATIONS = "/api/v1/conversations"
 
 def _declared() -> dict[tuple[str, str], set[int]]:
     found = {}
-    for name in contract.SOURCES:
-        for path, item in contract.load(name).document["paths"].items():
+    for name in APIS:
+        for path, item in contract.load(APIS[name]).document["paths"].items():
             for method, operation in item.items():
                 if isinstance(operation, dict) and "responses" in operation:
                     found[(method.upper(), path)] = {int(s) for s in operation["responses"]}

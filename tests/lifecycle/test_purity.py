@@ -46,7 +46,7 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
 
 def test_the_package_has_its_modules():
     names = {path.stem for path in MODULES}
-    assert {"model", "engine", "planner", "scenarios", "listing", "content", "codec",
+    assert {"model", "engine", "planner", "scenarios", "codec",
             "errors"} <= names  # fmt: skip
 
 

@@ -3,6 +3,7 @@ inspected per request."""
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,12 @@ import jsonschema_rs
 import pytest
 
 from pollable.handlers.api import Call, Reply
+from pollable.handlers.registry import REGISTRY
 from pollable.server import app as app_module
 from pollable.server import contract
-from pollable.server.app import bind, required_statuses
 from pollable.server.contract import ContractError
+from pollable.server.dispatch import bind, required_statuses
 from pollable.server.operation import compile_operations
-from pollable.server.routes import HANDLERS
 from pollable.server.seed import SeedError
 from pollable.server.settings import Settings
 from tests.conftest import Api, Tenant, start, store_url
@@ -30,28 +31,37 @@ SOURCES = {
 
 
 def contracts() -> list[contract.Contract]:
-    return [contract.load(name) for name in app_module.APIS]
+    return [contract.load(api) for api in REGISTRY]
 
 
 def test_every_operation_resolves_and_every_handler_is_reached() -> None:
-    operation_ids = {op.operation_id for c in contracts() for op in compile_operations(c.document)}
-    assert operation_ids == set(HANDLERS)
-    assert set(bind(contracts(), HANDLERS)) == operation_ids
+    for served in contracts():
+        operation_ids = {op.operation_id for op in compile_operations(served.document)}
+        assert operation_ids == set(served.api.handlers), served.name
+    assert set(bind(contracts())) == {op for c in contracts() for op in c.api.handlers}
+
+
+def with_handlers(served: contract.Contract, handlers: dict[str, Any]) -> contract.Contract:
+    api = dataclasses.replace(served.api, handlers=handlers)
+    return dataclasses.replace(served, api=api)
 
 
 def test_a_missing_or_unused_handler_stops_the_start() -> None:
-    handlers = dict(HANDLERS)
+    crosmos, captain = contracts()
+    handlers = dict(captain.api.handlers)
     handlers.pop("cancel_job_v2")
     with pytest.raises(ContractError, match="no handler for operation cancel_job_v2"):
-        bind(contracts(), handlers)
+        bind([crosmos, with_handlers(captain, handlers)])
+    extra = {**captain.api.handlers, "nobody": captain.api.handlers["cancel_job_v2"]}
     with pytest.raises(ContractError, match="reaches"):
-        bind(contracts(), {**HANDLERS, "nobody": HANDLERS["cancel_job_v2"]})
+        bind([crosmos, with_handlers(captain, extra)])
 
 
 def test_every_status_the_server_can_answer_is_declared() -> None:
     for served in contracts():
         for operation in compile_operations(served.document):
-            assert required_statuses(operation) <= set(operation.responses), operation.operation_id
+            required = required_statuses(served.api, operation)
+            assert required <= set(operation.responses), operation.operation_id
 
 
 def test_no_schema_is_compiled_and_no_signature_inspected_per_request(
@@ -81,7 +91,7 @@ def test_a_reply_that_breaks_the_contract_is_never_sent(
     dispatcher = list(api.client.app.middleware_stack)[-1]  # the innermost app
     bound = dispatcher.bound
     target = bound["list_jobs_v2"]
-    monkeypatch.setitem(bound, "list_jobs_v2", type(target)(target.operation, broken))
+    monkeypatch.setitem(bound, "list_jobs_v2", dataclasses.replace(target, handler=broken))
     response = api.client.get("/v2/jobs", headers=acme.captain)
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}

@@ -7,7 +7,9 @@ from pathlib import Path
 import jwt
 import pytest
 
-from pollable.server.auth import hash_key, key_label, new_jwt, new_key
+from pollable.handlers.captain import DESCRIPTOR as CAPTAIN
+from pollable.handlers.crosmos import DESCRIPTOR as CROSMOS
+from pollable.server.auth import hash_key, new_jwt
 from pollable.server.settings import Settings
 from tests.conftest import Api, Tenant, start, store_url
 
@@ -16,11 +18,12 @@ SECRET = "a-configured-secret-of-at-least-32-bytes"
 
 
 def test_keys_look_like_the_upstream_ones() -> None:
-    assert new_key("crosmos").startswith("csk_")
-    assert new_key("captain").startswith("cap_dev_")
-    assert new_key("captain", environment="prod").startswith("cap_prod_")
-    key = new_key("captain")
-    assert key_label(key) == key[:12] and len(key) > 40
+    assert CROSMOS.keys.new().startswith("csk_")
+    assert CAPTAIN.keys.new().startswith("cap_dev_")
+    assert CAPTAIN.keys.new("prod").startswith("cap_prod_")
+    key = CAPTAIN.keys.new()
+    assert CAPTAIN.keys.label(key) == key[:12] and len(key) > 40
+    assert CROSMOS.keys.label(CROSMOS.keys.new()).startswith("csk_")
     assert hash_key(key) != key and len(hash_key(key)) == 64
 
 
@@ -38,7 +41,7 @@ def test_missing_or_malformed_credentials_are_401(api: Api) -> None:
 
 
 def test_unknown_keys_are_401(api: Api) -> None:
-    response = api.client.get(JOB, headers={"Authorization": f"Bearer {new_key('crosmos')}"})
+    response = api.client.get(JOB, headers={"Authorization": f"Bearer {CROSMOS.keys.new()}"})
     assert response.status_code == 401
     assert response.json() == {"detail": "Invalid authentication credentials"}
 

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
+from pollable.handlers.registry import APIS, REGISTRY
 from pollable.server import cli
 from pollable.server.app import create_app
 from pollable.server.auth import hash_key
@@ -164,7 +165,7 @@ def test_keys_create_reads_the_store_from_the_environment(url: str) -> None:
 
 def test_keys_create_mistakes(url: str) -> None:
     base = ("keys", "create", "--tenant", "acme")
-    assert "--env applies to Captain keys only" in fails(
+    assert "--env of a crosmos key must be dev" in fails(
         *base, "--api", "crosmos", "--env", "prod", "--store", url, code=2
     )
     assert "'cobol'" in fails(*base, "--api", "cobol", "--store", url, code=2)
@@ -383,25 +384,16 @@ def test_the_demo_banners_calls_work(url: str) -> None:
     assert "http://127.0.0.1:8000/api/v1/sources" in banner
     assert "http://127.0.0.1:8000/api/v1/jobs/JOB_ID" in banner
     assert "http://127.0.0.1:8000/v2/collections/demo/index/url" in banner
-    assert json.dumps(cli.DEMO_CROSMOS_BODY) in banner
-    assert json.dumps(cli.DEMO_CAPTAIN_BODY) in banner
-
-    crosmos = {"Authorization": f"Bearer {demo.crosmos_key}"}
-    captain = {
-        "Authorization": f"Bearer {demo.captain_key}",
-        "X-Organization-ID": demo.tenant.organization_id,
-    }
     with TestClient(create_app(settings)) as client:
-        created = client.post("/api/v1/sources", json=cli.DEMO_CROSMOS_BODY, headers=crosmos)
-        assert created.status_code == 202, created.text
-        polled = client.get(f"/api/v1/jobs/{created.json()['job_id']}", headers=crosmos)
-        assert polled.status_code == 200, polled.text
-        indexed = client.post(
-            "/v2/collections/demo/index/url", json=cli.DEMO_CAPTAIN_BODY, headers=captain
-        )
-        assert indexed.status_code == 202, indexed.text
-        polled = client.get(f"/v2/jobs/{indexed.json()['job_id']}", headers=captain)
-        assert polled.status_code == 200, polled.text
+        for api in REGISTRY:
+            call = api.demo
+            assert json.dumps(call.body) in banner
+            headers = demo.headers(api.name)
+            created = client.post(call.create_path, json=dict(call.body), headers=headers)
+            assert created.status_code == 202, created.text
+            poll = call.poll_path.replace("JOB_ID", created.json()["job_id"])
+            polled = client.get(poll, headers=headers)
+            assert polled.status_code == 200, polled.text
 
 
 def test_a_memory_store_bootstraps_inside_the_server() -> None:
@@ -412,7 +404,8 @@ def test_a_memory_store_bootstraps_inside_the_server() -> None:
         (demo,) = announced
         assert demo is not None
         headers = {"Authorization": f"Bearer {demo.crosmos_key}"}
-        created = client.post("/api/v1/sources", json=cli.DEMO_CROSMOS_BODY, headers=headers)
+        body = dict(APIS["crosmos"].demo.body)
+        created = client.post("/api/v1/sources", json=body, headers=headers)
         assert created.status_code == 202, created.text
 
 

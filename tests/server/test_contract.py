@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,11 @@ import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
+from pollable.handlers.registry import APIS
 from pollable.server import contract
 from pollable.server.contract import ContractError, merge_additions
 
+OPENAPI = resources.files("pollable.openapi")
 #: The seed pages the contracts come from, kept verbatim beside them.
 SEED = Path(__file__).parents[2] / "openapi" / "sources" / "000_03601a74ef680118.txt"
 
@@ -28,12 +31,12 @@ def seed_document() -> dict[str, Any]:
 
 
 def test_vendored_file_is_the_seed_converted_to_json() -> None:
-    assert contract.read_document("crosmos.vendored.json") == seed_document()
+    assert contract.read_document(OPENAPI / "crosmos.vendored.json") == seed_document()
 
 
 def test_vendored_operations_and_schemas_reach_the_served_contract_unchanged() -> None:
-    vendored = contract.read_document("crosmos.vendored.json")
-    served = contract.load("crosmos").document
+    vendored = contract.read_document(OPENAPI / "crosmos.vendored.json")
+    served = contract.load(APIS["crosmos"]).document
     for path, item in vendored["paths"].items():
         for method, operation in item.items():
             served_operation = served["paths"][path][method]
@@ -51,8 +54,8 @@ def test_vendored_operations_and_schemas_reach_the_served_contract_unchanged() -
 
 
 def test_additions_only_add_responses_to_vendored_operations() -> None:
-    vendored = contract.read_document("crosmos.vendored.json")
-    served = contract.load("crosmos").document
+    vendored = contract.read_document(OPENAPI / "crosmos.vendored.json")
+    served = contract.load(APIS["crosmos"]).document
     operation = served["paths"]["/api/v1/jobs/{job_id}"]["get"]
     assert set(operation) == set(vendored["paths"]["/api/v1/jobs/{job_id}"]["get"])
     assert {"200", "422", "401", "404", "500"} == set(operation["responses"])
@@ -60,14 +63,14 @@ def test_additions_only_add_responses_to_vendored_operations() -> None:
 
 @pytest.mark.parametrize("filename", ["crosmos.vendored.json", "captain.json"])
 def test_openapi_spec_validator_accepts_each_document_as_31(filename: str) -> None:
-    document = contract.read_document(filename)
+    document = contract.read_document(OPENAPI / filename)
     assert document["openapi"].startswith("3.1")
     validate(document, cls=OpenAPIV31SpecValidator)
 
 
 @pytest.mark.parametrize("name", ["crosmos", "captain"])
 def test_each_served_contract_is_valid_31(name: str) -> None:
-    served = contract.load(name)
+    served = contract.load(APIS[name])
     validate(dict(served.document), cls=OpenAPIV31SpecValidator)
     assert json.loads(served.served) == served.document
 
@@ -107,6 +110,6 @@ def test_an_invalid_31_document_is_refused() -> None:
 
 def test_connexion_parses_the_31_documents() -> None:
     for name in ("crosmos", "captain"):
-        specification = contract.load(name).specification()
+        specification = contract.load(APIS[name]).specification()
         assert specification.version[:2] == (3, 1)
         assert specification.security_schemes["HTTPBearer"]["scheme"] == "bearer"

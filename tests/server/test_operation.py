@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from pollable.handlers.registry import APIS
 from pollable.server import contract
 from pollable.server.operation import Operation, RequestInvalid, ResponseInvalid, compile_operations
 
@@ -16,7 +17,7 @@ ORG = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 def operations() -> dict[str, Operation]:
     found = {}
     for name in ("crosmos", "captain"):
-        for operation in compile_operations(contract.load(name).document):
+        for operation in compile_operations(contract.load(APIS[name]).document):
             found[operation.operation_id] = operation
     return found
 

@@ -11,7 +11,7 @@ from pollable.lifecycle.engine import item_state
 from pollable.lifecycle.model import Item, ItemStatus, JobState, Progress, Stage, Status
 from pollable.store.base import JobRecord
 
-from .common import iso
+from ..common import iso
 
 #: From the seed page's "Processing Stages".
 STAGE_DESCRIPTIONS = {

@@ -6,22 +6,20 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from pollable.lifecycle import content
 from pollable.lifecycle.engine import state_at
 from pollable.lifecycle.model import Outcome, Stage
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.store.base import NewJob
 
-from . import crosmos_presenter as present
-from .api import Call, Reply
-from .common import choose_scenario, load_job, new_id, plan_seed
-
-API = "crosmos"
+from ..api import Call, Reply
+from ..common import choose_scenario, load_job, new_id, plan_seed
+from . import content
+from . import presenter as present
 
 
 async def get_job(call: Call) -> Reply:
     job_id = str(uuid.UUID(call.params["job_id"]))
-    record = await load_job(call, job_id, API)
+    record = await load_job(call, job_id)
     state = state_at(record.plan, record.events, call.services.now())
     items = None
     if state.status.terminal:
@@ -61,7 +59,7 @@ async def _create(
         time_scale=call.services.settings.time_scale,
     )
     await store.create_job(
-        tenant.id, NewJob(api=API, kind=kind, plan=plan, items=items, attrs=attrs)
+        tenant.id, NewJob(api=call.principal.api, kind=kind, plan=plan, items=items, attrs=attrs)
     )
     return plan.job_id, headers
 

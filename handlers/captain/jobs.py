@@ -15,18 +15,16 @@ from typing import Any
 
 import orjson
 
-from pollable.lifecycle import listing
 from pollable.lifecycle.engine import known_tally, outcome, prefix_needed, progress, state_at
 from pollable.lifecycle.errors import InvalidInput
 from pollable.lifecycle.model import Event, EventKind, Failure, Stage, Status
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.store.base import Idempotency, IdempotencyMismatch, NewJob
 
-from . import captain_presenter as present
-from .api import Call, Handler, Reply
-from .common import choose_scenario, fingerprint, load_job, new_id, plan_seed
-
-API = "captain"
+from ..api import Call, Handler, Reply
+from ..common import choose_scenario, fingerprint, load_job, new_id, plan_seed
+from . import listing
+from . import presenter as present
 
 #: Request fields that hold credentials. They never reach a store, a log or a reply.
 SECRET_FIELDS = frozenset(
@@ -100,7 +98,7 @@ def _pricing(call: Call) -> present.Pricing:
 async def get_job(call: Call) -> Reply:
     store, tenant = call.services.store, call.principal.tenant_id
     job_id = call.params["job_id"]
-    record = await load_job(call, job_id, API)
+    record = await load_job(call, job_id)
     plan = record.plan
     after = _decode_cursor(job_id, call.params.get("files_cursor"))
     limit = call.params["files_limit"]
@@ -123,7 +121,7 @@ async def list_jobs(call: Call) -> Reply:
     status = Status(params["status"]) if params.get("status") else None
     page = await call.services.store.list_jobs(
         call.principal.tenant_id,
-        api=API,
+        api=call.principal.api,
         now=now,
         status=status,
         collection=params.get("collection"),
@@ -137,7 +135,7 @@ async def list_jobs(call: Call) -> Reply:
 
 async def cancel_job(call: Call) -> Reply:
     job_id = call.params["job_id"]
-    record = await load_job(call, job_id, API)
+    record = await load_job(call, job_id)
     now = call.services.now()
     state = state_at(record.plan, record.events, now)
     changed = not state.status.terminal
@@ -259,7 +257,7 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
         record, _ = await store.create_job(
             tenant_id,
             NewJob(
-                api=API,
+                api=call.principal.api,
                 kind=kind.job_type,
                 plan=plan,
                 items=items,

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pollable.lifecycle.listing import (
+from pollable.handlers.captain.listing import (
     CORRUPT_MARKER,
     DENIED_SUFFIX,
     NATURAL_SIZE,

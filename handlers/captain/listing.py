@@ -11,8 +11,8 @@ import posixpath
 import random
 from dataclasses import dataclass
 
-from .model import Failure, Outcome, Stage
-from .planner import Work
+from pollable.lifecycle.model import Failure, Outcome, Stage
+from pollable.lifecycle.planner import Work
 
 #: (extension, weight, min pages, max pages); weight 0 pages means "not indexable".
 _TYPES: tuple[tuple[str, int, int, int], ...] = (

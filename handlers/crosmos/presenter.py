@@ -9,7 +9,7 @@ from pollable.lifecycle.engine import item_state
 from pollable.lifecycle.model import Item, ItemStatus, JobState, Status
 from pollable.store.base import JobRecord
 
-from .common import iso
+from ..common import iso
 
 STATUS = {
     Status.PENDING: "pending",

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pollable.handlers.captain import INDEX_KINDS
+from pollable.handlers.captain.jobs import INDEX_KINDS
 from tests.conftest import Api, Tenant
 
 AWS = {

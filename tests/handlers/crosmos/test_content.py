@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pollable.lifecycle.content import PROCESSABLE_CONTENT_TYPES, memory_yield, tokens
+from pollable.handlers.crosmos.content import PROCESSABLE_CONTENT_TYPES, memory_yield, tokens
 
 PROPERTY = settings(max_examples=100, deadline=None, database=None)
 
