@@ -86,7 +86,7 @@ class LiveServer:
         command = [
             sys.executable,
             "-c",
-            "from server.cli import main; main()",
+            "from pollable.server.cli import main; main()",
             "serve",
             "--store",
             self.store,
