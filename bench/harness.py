@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pollable.handlers.registry import REGISTRY
+from pollable.handlers.registry import JOB_APIS
 from pollable.server.provision import TenantKeys, provision_tenant
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -224,7 +224,7 @@ def provision(store_url: str, name: str = "bench", credits: float = 1e12) -> Ten
         store = open_store(store_url)
         await store.open()
         try:
-            return await provision_tenant(store, name, REGISTRY, credits=credits)
+            return await provision_tenant(store, name, JOB_APIS, credits=credits)
         finally:
             await store.close()
 

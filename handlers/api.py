@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pollable.store.base import Store
+
+if TYPE_CHECKING:
+    from .descriptor import ApiDescriptor
 
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a tenant, through one API."""
+    """Who is calling: a tenant, through one API; or the sandbox's admin (``admin``, with
+    no tenant), on the control plane."""
 
     tenant_id: str
     tenant_name: str
     organization_id: str
     api: str
+    admin: bool = False
+    #: The key's id, when a key authenticated the call.
+    key_id: str | None = None
+    #: The test clock the key is bound to, if any: jobs it creates run on that clock.
+    clock_id: str | None = None
 
 
 class Config(Protocol):
@@ -28,6 +37,8 @@ class Config(Protocol):
     def credit_rate(self) -> float: ...
     @property
     def currency(self) -> str: ...
+    @property
+    def tenant_credits(self) -> float: ...
 
 
 class Services(Protocol):
@@ -37,6 +48,8 @@ class Services(Protocol):
     def store(self) -> Store: ...
     @property
     def now(self) -> Callable[[], float]: ...
+    @property
+    def job_apis(self) -> Sequence[ApiDescriptor]: ...
 
 
 @dataclass(frozen=True)
@@ -52,11 +65,12 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    """A status, a JSON body and extra headers."""
+    """A status, a JSON body (None: no body, as for 204) and extra headers."""
 
     status: int
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
+    media_type: str = "application/json"
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -7,6 +7,7 @@ one line in ``handlers.registry``.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +15,12 @@ from importlib.abc import Traversable
 from typing import Any
 
 from .api import Handler
+
+
+def hash_key(secret: str) -> str:
+    """What is stored of a key or token: its SHA-256. Keys carry 256 random bits, so there is
+    nothing to brute-force, and a slow password hash would only slow every request down."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -74,12 +81,31 @@ class ApiDescriptor:
     docs_url: str
     #: Every operationId of the document, and its handler.
     handlers: Mapping[str, Handler]
-    keys: KeyRule
-    #: The operationId that reads one job (``GET .../jobs/{job_id}``).
-    status_operation: str
-    demo: DemoCall
+    #: The keys this API issues; None for an API that issues none (the control plane).
+    keys: KeyRule | None = None
+    #: The operationId that reads one job (``GET .../jobs/{job_id}``), for a job API.
+    status_operation: str | None = None
+    #: A first call for the demo banner, for a job API.
+    demo: DemoCall | None = None
+    #: How errors look: ``fastapi`` (``{"detail": ...}``, as both upstream job APIs) or
+    #: ``problem`` (RFC 9457 ``application/problem+json``).
+    error_shape: str = "fastapi"
+    #: Requests under this path that match no operation (404, 405) get this API's error
+    #: shape; the longest prefix wins. Empty: every path, unless a longer prefix claims it.
+    path_prefix: str = ""
+    #: The control plane: authenticated by the admin token or any tenant's key of any API,
+    #: instead of keys of its own.
+    control_plane: bool = False
     #: Whether HS256 JWT access tokens (``sub`` = tenant name) are accepted besides keys.
     accepts_jwt: bool = False
+
+    @property
+    def key_rule(self) -> KeyRule:
+        """The keys of a job API; ``ValueError`` for an API that issues none."""
+        if self.keys is None:
+            raise ValueError(f"the {self.name} API issues no keys")
+        return self.keys
+
     #: A request header that, when sent, must name the key's organization (else 403);
     #: fixtures send the tenant's own.
     organization_header: str | None = None

@@ -26,3 +26,15 @@ class InvalidInput(PollableError):
         self.loc = loc
         self.message = message
         self.kind = kind
+
+
+class Forbidden(PollableError):
+    """The caller is known but may not do this (another organization; not the admin)."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class Unavailable(PollableError):
+    """Something the answer needs (the store) cannot be reached right now."""

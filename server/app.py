@@ -30,14 +30,21 @@ from starlette.exceptions import HTTPException
 
 from pollable.handlers.descriptor import ApiDescriptor
 from pollable.handlers.registry import REGISTRY, by_name
+from pollable.lifecycle.errors import Forbidden
 from pollable.store import open_store
 from pollable.store.base import Store
 
 from . import contract
-from .auth import Authenticator, Forbidden, Unauthorized, bearer_handler, jwt_secret
+from .auth import (
+    Authenticator,
+    Unauthorized,
+    bearer_handler,
+    ensure_admin_token,
+    jwt_secret,
+)
 from .dispatch import Dispatcher, bind
 from .docs import docs_app
-from .errors import connexion_error_handler
+from .errors import error_handler
 from .routing import AnchoredRoutingMiddleware
 from .seed import Fixture, Operations, load_fixture, seed
 from .services import Services
@@ -54,14 +61,27 @@ async def _apply_fixture(
         await seed(store, settings, fixture, operations, now=time.time())
 
 
-def _lifespan(settings: Settings, fixture: Fixture | None, operations: Operations) -> Any:
+def _lifespan(
+    settings: Settings,
+    apis: Sequence[ApiDescriptor],
+    fixture: Fixture | None,
+    operations: Operations,
+) -> Any:
+    job_apis = [api for api in apis if api.keys is not None]
+
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         async with open_store(settings.store) as store:
             secret = await jwt_secret(settings.jwt_secret, store)
+            admin_hash, new_admin_token = await ensure_admin_token(store, settings.admin_token)
             if fixture is not None:
                 await _apply_fixture(store, settings, fixture, operations)
-            services = Services(settings, store, Authenticator(store, secret), time.time)
+            authenticator = Authenticator(
+                store, jwt_secret=secret, admin_hash=admin_hash, job_apis=job_apis
+            )
+            services = Services(
+                settings, store, authenticator, time.time, job_apis, new_admin_token
+            )
             yield {"services": services}
 
     return lifespan
@@ -80,12 +100,25 @@ def create_app(
         validate_responses=settings.validate_responses,
     )
     fixture = load_fixture(settings.fixtures, by_name(apis)) if settings.fixtures else None
+    by_prefix = sorted(apis, key=lambda api: len(api.path_prefix), reverse=True)
+
+    def shape_for(scope: Any) -> str:
+        """The error shape of the API a request went to: its operation's, else the API
+        whose ``path_prefix`` is the longest match."""
+        routing = (scope.get("extensions") or {}).get("connexion_routing", {})
+        target = bound.get(routing.get("operation_id") or "")
+        if target is not None:
+            return target.api.error_shape
+        path = scope.get("path", "")
+        return next((a.error_shape for a in by_prefix if path.startswith(a.path_prefix)), "fastapi")
+
+    on_error = error_handler(shape_for)
     operations = Operations(bound, validate_responses=settings.validate_responses)
     app = ConnexionMiddleware(
         dispatcher,
-        lifespan=_lifespan(settings, fixture, operations),
+        lifespan=_lifespan(settings, apis, fixture, operations),
         middlewares=[
-            partial(ServerErrorMiddleware, handler=connexion_error_handler),
+            partial(ServerErrorMiddleware, handler=on_error),
             ExceptionMiddleware,
             AnchoredRoutingMiddleware,
             SecurityMiddleware,
@@ -104,5 +137,5 @@ def create_app(
             API(served.specification(), base_path="", name=served.name, **options.__dict__)
         )
     for error in (Exception, HTTPException, ProblemException, Unauthorized, Forbidden):
-        app.add_error_handler(error, connexion_error_handler)
+        app.add_error_handler(error, on_error)
     return app

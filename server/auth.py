@@ -8,24 +8,26 @@ never stored, logged or echoed; only its hash and a short label are kept.
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import secrets
 import time
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Sequence
 from typing import Any
 
 import jwt
 from connexion.security import NO_VALUE, BearerSecurityHandler
 
 from pollable.handlers.api import Principal
-from pollable.handlers.descriptor import ApiDescriptor
-from pollable.store.base import Store, Tenant
+from pollable.handlers.descriptor import ApiDescriptor, hash_key
+from pollable.lifecycle.errors import Forbidden
+from pollable.store.base import Store
 
 NOT_AUTHENTICATED = "Not authenticated"
 INVALID_CREDENTIALS = "Invalid authentication credentials"
 WRONG_ORGANIZATION = "{header} does not match the API key's organization"
 JWT_SECRET_META = "jwt_secret"
+ADMIN_TOKEN_META = "admin_token_sha256"
+ADMIN_TOKEN_PREFIX = "pat_"
 
 
 class Unauthorized(Exception):
@@ -34,18 +36,6 @@ class Unauthorized(Exception):
     def __init__(self, detail: str = INVALID_CREDENTIALS) -> None:
         super().__init__(detail)
         self.detail = detail
-
-
-class Forbidden(Exception):
-    status = 403
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.detail = detail
-
-
-def hash_key(key: str) -> str:
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def new_jwt(secret: str, tenant_name: str, *, ttl_seconds: int = 3600) -> str:
@@ -59,6 +49,19 @@ async def jwt_secret(configured: str | None, store: Store) -> str:
     return configured or await store.meta(JWT_SECRET_META, secrets.token_urlsafe(32))
 
 
+async def ensure_admin_token(store: Store, configured: str | None) -> tuple[str, str | None]:
+    """The hash of the admin token, and the token itself when this call created it.
+
+    A configured token is used as it is and never stored. Without one, a store keeps the
+    hash of a token generated the first time any process asks; only that process learns
+    the token (to print it once)."""
+    if configured:
+        return hash_key(configured), None
+    token = ADMIN_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    kept = await store.meta(ADMIN_TOKEN_META, hash_key(token))
+    return kept, token if kept == hash_key(token) else None
+
+
 def check_organization(api: ApiDescriptor, principal: Principal, sent: str | None) -> None:
     """An API with an organization header refuses (403) a value naming another organization
     than the key's. Not sending it is the contract's business (required or not)."""
@@ -69,52 +72,63 @@ def check_organization(api: ApiDescriptor, principal: Principal, sent: str | Non
 
 
 class Authenticator:
-    """Turns a bearer token into a Principal. Resolved keys are cached briefly, per process,
-    so the hot path is one store read (the job), not two."""
+    """Turns a bearer token into a Principal.
 
-    def __init__(self, store: Store, jwt_secret: str, *, ttl: float = 30.0, size: int = 10_000):
+    Every key is looked up in the store on every request (one indexed read), so a key
+    revoked through any process is refused by every process from the next request on.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        jwt_secret: str,
+        admin_hash: str,
+        job_apis: Sequence[ApiDescriptor],
+    ) -> None:
         self._store = store
         self._jwt_secret = jwt_secret
-        self._ttl = ttl
-        self._size = size
-        self._cache: OrderedDict[tuple[str, str], tuple[float, Principal]] = OrderedDict()
+        self._admin_hash = admin_hash
+        self._job_apis = tuple(job_apis)
 
     async def authenticate(self, api: ApiDescriptor, token: str) -> Principal:
-        if api.keys.issued(token):
-            return await self._cached(api.name, hash_key(token), self._by_key)
+        if api.control_plane:
+            return await self._control(api, token)
+        if api.keys is not None and api.keys.issued(token):
+            return await self._by_key(api, api, token)
         if api.accepts_jwt and token.count(".") == 2:
-            try:
-                claims = jwt.decode(token, self._jwt_secret, algorithms=["HS256"])
-            except jwt.PyJWTError:
-                raise Unauthorized() from None
-            subject = claims.get("sub")
-            if not isinstance(subject, str):
-                raise Unauthorized()
-            return await self._cached(api.name, "jwt:" + subject, self._by_name)
+            return await self._by_jwt(api, token)
         raise Unauthorized()
 
-    async def _cached(
-        self, api: str, ref: str, lookup: Callable[[str, str], Awaitable[Tenant | None]]
-    ) -> Principal:
-        now = time.monotonic()
-        hit = self._cache.get((api, ref))
-        if hit is not None and hit[0] > now:
-            return hit[1]
-        tenant = await lookup(api, ref)
+    async def _control(self, api: ApiDescriptor, token: str) -> Principal:
+        """The admin token, or any tenant's key of any job API (acting for that tenant)."""
+        if hmac.compare_digest(hash_key(token), self._admin_hash):
+            return Principal("", "", "", api.name, admin=True)
+        for issuer in self._job_apis:
+            if issuer.key_rule.issued(token):
+                return await self._by_key(api, issuer, token)
+        raise Unauthorized()
+
+    async def _by_key(self, api: ApiDescriptor, issuer: ApiDescriptor, token: str) -> Principal:
+        found = await self._store.key_for(issuer.name, hash_key(token))
+        if found is None:
+            raise Unauthorized()
+        tenant, key = found
+        return Principal(
+            tenant.id, tenant.name, tenant.organization_id, api.name,
+            key_id=key.id, clock_id=key.clock_id,
+        )  # fmt: skip
+
+    async def _by_jwt(self, api: ApiDescriptor, token: str) -> Principal:
+        try:
+            claims = jwt.decode(token, self._jwt_secret, algorithms=["HS256"])
+        except jwt.PyJWTError:
+            raise Unauthorized() from None
+        subject = claims.get("sub")
+        tenant = await self._store.find_tenant(subject) if isinstance(subject, str) else None
         if tenant is None:
             raise Unauthorized()
-        principal = Principal(tenant.id, tenant.name, tenant.organization_id, api)
-        self._cache[(api, ref)] = (now + self._ttl, principal)
-        self._cache.move_to_end((api, ref))
-        while len(self._cache) > self._size:
-            self._cache.popitem(last=False)
-        return principal
-
-    async def _by_key(self, api: str, key_hash: str) -> Tenant | None:
-        return await self._store.tenant_for_key(api, key_hash)
-
-    async def _by_name(self, api: str, ref: str) -> Tenant | None:
-        return await self._store.find_tenant(ref.removeprefix("jwt:"))
+        return Principal(tenant.id, tenant.name, tenant.organization_id, api.name)
 
 
 def bearer_handler(api: ApiDescriptor) -> type[BearerSecurityHandler]:

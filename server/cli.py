@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
-from pollable.handlers.registry import REGISTRY, by_name
+from pollable.handlers.registry import JOB_APIS, REGISTRY, by_name
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.store import UnsupportedStore, open_store
@@ -36,13 +36,13 @@ T = TypeVar("T")
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
-APIS = by_name(REGISTRY)
+APIS = by_name(JOB_APIS)
 #: The APIs that accept JWT access tokens besides keys.
 JWT_APIS = tuple(name for name, api in APIS.items() if api.accepts_jwt)
 ENV_HELP = "; ".join(
-    f"{name}: {', '.join(api.keys.environments)}"
+    f"{name}: {', '.join(api.key_rule.environments)}"
     for name, api in APIS.items()
-    if len(api.keys.environments) > 1
+    if len(api.key_rule.environments) > 1
 )
 #: Seeding more jobs than this shows a progress bar.
 HANDFUL = 5
@@ -149,7 +149,7 @@ async def bootstrap_demo(store: Store, settings: Settings) -> Demo | None:
     if await store.count_tenants():
         return None
     try:
-        return await provision_tenant(store, DEMO_TENANT, REGISTRY, credits=settings.tenant_credits)
+        return await provision_tenant(store, DEMO_TENANT, JOB_APIS, credits=settings.tenant_credits)
     except Conflict:  # another process bootstrapped the same store first
         return None
 
@@ -180,6 +180,8 @@ def demo_banner(demo: Demo, settings: Settings) -> str:
     ]
     for name in demo.keys:
         call = demo.apis[name].demo
+        if call is None:
+            continue
         auth = " ".join(f"-H {q(f'{k}: {v}')}" for k, v in demo.headers(name).items())
         lines += [
             "",
@@ -389,9 +391,9 @@ def keys_create(
     The key is stored hashed: this is the only time it is shown.
     """
     described = APIS[api]
-    if environment is not None and environment not in described.keys.environments:
+    if environment is not None and environment not in described.key_rule.environments:
         raise click.UsageError(
-            f"--env of a {api} key must be {' or '.join(described.keys.environments)}"
+            f"--env of a {api} key must be {' or '.join(described.key_rule.environments)}"
         )
     if not tenant.strip():
         raise click.UsageError("--tenant cannot be empty")

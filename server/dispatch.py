@@ -19,9 +19,9 @@ from pollable.handlers.api import Call, Handler, Principal, Reply, Services
 from pollable.handlers.descriptor import ApiDescriptor
 from pollable.lifecycle.errors import PollableError
 
-from .auth import NOT_AUTHENTICATED, Forbidden, Unauthorized, check_organization
+from .auth import NOT_AUTHENTICATED, Unauthorized, check_organization
 from .contract import Contract, ContractError
-from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, reply_for
+from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, in_shape, reply_for
 from .operation import Operation, RequestInvalid, ResponseInvalid, compile_operations, read_headers
 
 log = logging.getLogger("pollable.dispatch")
@@ -100,24 +100,26 @@ async def respond(
     *,
     validate_responses: bool,
 ) -> Reply:
-    """The reply to ``request`` for ``target``'s operation, called by ``principal``."""
-    operation = target.operation
+    """The reply to ``request`` for ``target``'s operation, called by ``principal``, in
+    the error shape of its API."""
+    operation, shape = target.operation, target.api.error_shape
     try:
         call = await _read(target, principal, services, request)
         reply = await target.handler(call)
-    except (PollableError, RequestInvalid, PayloadTooLarge, Unauthorized, Forbidden) as exc:
+    except (PollableError, RequestInvalid, PayloadTooLarge, Unauthorized) as exc:
         reply = reply_for(exc)
     except ClientDisconnected:
         raise
     except Exception:
         log.exception("handler of %s failed", operation.operation_id)
-        return INTERNAL_ERROR
+        return in_shape(INTERNAL_ERROR, shape)
+    reply = in_shape(reply, shape)
     if validate_responses:
         try:
             operation.check_response(reply.status, reply.body)
         except ResponseInvalid:
             log.exception("refusing to send a response that breaks the contract")
-            return INTERNAL_ERROR
+            return in_shape(INTERNAL_ERROR, shape)
     return reply
 
 
@@ -125,9 +127,11 @@ async def _read(
     target: Bound, principal: Principal | None, services: Services, request: Request
 ) -> Call:
     if principal is None:
-        # Every operation is secured; reaching one unauthenticated is a routing fault
-        # upstream, and must still be a 401, never a handler call.
-        raise Unauthorized(NOT_AUTHENTICATED)
+        if target.operation.secured:
+            # Reaching a secured operation unauthenticated is a routing fault upstream,
+            # and must still be a 401, never a handler call.
+            raise Unauthorized(NOT_AUTHENTICATED)
+        principal = Principal("", "", "", target.api.name)
     operation, header = target.operation, target.api.organization_header
     headers = read_headers(request.headers)
     if header is not None:

@@ -1,12 +1,16 @@
 """Every error, mapped in one place to the contract's own shape.
 
-Both served APIs are FastAPI services upstream, so their errors are FastAPI's:
+Errors are first made in FastAPI's shape (both job APIs are FastAPI services upstream):
 ``{"detail": [{"loc", "msg", "type"}]}`` for 422 and ``{"detail": "..."}`` otherwise.
+``in_shape`` turns them into RFC 9457 problem details for an API whose descriptor says
+``error_shape="problem"`` (the control plane).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 import orjson
@@ -15,9 +19,9 @@ from connexion.lifecycle import ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from pollable.handlers.api import Reply
-from pollable.lifecycle.errors import InvalidInput, NotFound
+from pollable.lifecycle.errors import Conflict, Forbidden, InvalidInput, NotFound, Unavailable
 
-from .auth import NOT_AUTHENTICATED, Forbidden, Unauthorized
+from .auth import NOT_AUTHENTICATED, Unauthorized
 from .operation import RequestInvalid
 
 log = logging.getLogger("pollable.errors")
@@ -43,6 +47,10 @@ def reply_for(exc: BaseException) -> Reply:
             )
         case NotFound():
             return Reply(404, {"detail": str(exc) or "Not Found"})
+        case Conflict():
+            return Reply(409, {"detail": str(exc) or "Conflict"})
+        case Unavailable():
+            return Reply(503, {"detail": str(exc) or "Service Unavailable"}, {"Retry-After": "1"})
         case Unauthorized():
             return Reply(401, {"detail": exc.detail}, {"WWW-Authenticate": "Bearer"})
         case OAuthProblem():
@@ -60,10 +68,28 @@ def reply_for(exc: BaseException) -> Reply:
     return INTERNAL_ERROR
 
 
+PROBLEM_JSON = "application/problem+json"
+
+
+def in_shape(reply: Reply, shape: str) -> Reply:
+    """An error reply (FastAPI-shaped) in the error shape ``shape`` of an API."""
+    if shape != "problem" or reply.status < 400 or not isinstance(reply.body, dict):
+        return reply
+    title = HTTPStatus(reply.status).phrase
+    problem: dict[str, Any] = {"type": "about:blank", "title": title, "status": reply.status}
+    detail = reply.body.get("detail")
+    if isinstance(detail, list):
+        problem["detail"] = "The request does not satisfy the contract"
+        problem["errors"] = detail
+    elif detail is not None:
+        problem["detail"] = str(detail)
+    return Reply(reply.status, problem, reply.headers, PROBLEM_JSON)
+
+
 def encode(reply: Reply) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    body = orjson.dumps(reply.body)
+    body = b"" if reply.body is None else orjson.dumps(reply.body)
     headers = [
-        (b"content-type", b"application/json"),
+        *([] if reply.body is None else [(b"content-type", reply.media_type.encode())]),
         (b"content-length", str(len(body)).encode()),
         *(
             (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -73,11 +99,19 @@ def encode(reply: Reply) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     return body, headers
 
 
-async def connexion_error_handler(_request: Any, exc: Exception) -> ConnexionResponse:
+ErrorHandler = Callable[[Any, Exception], Awaitable[ConnexionResponse]]
+
+
+def error_handler(shape_for: Callable[[Any], str]) -> ErrorHandler:
     """For Connexion's ExceptionMiddleware: errors raised before an operation's handler
-    runs (authentication, unknown routes, wrong methods)."""
-    reply = reply_for(exc)
-    body, _ = encode(reply)
-    return ConnexionResponse(
-        status_code=reply.status, body=body, mimetype="application/json", headers=reply.headers
-    )
+    runs (authentication, unknown routes, wrong methods), in the shape ``shape_for(scope)``
+    names."""
+
+    async def handle(request: Any, exc: Exception) -> ConnexionResponse:
+        reply = in_shape(reply_for(exc), shape_for(request.scope))
+        body, _ = encode(reply)
+        return ConnexionResponse(
+            status_code=reply.status, body=body, mimetype=reply.media_type, headers=reply.headers
+        )
+
+    return handle

@@ -192,6 +192,16 @@ def _resolve(document: Mapping[str, Any], node: Mapping[str, Any]) -> Mapping[st
     return node
 
 
+def _json_schema(spec: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The schema of a request body's or response's JSON content (``application/json`` or
+    any ``+json`` type such as ``application/problem+json``), if it has one."""
+    for media, content in spec.get("content", {}).items():
+        if _is_json(media):
+            schema: Mapping[str, Any] | None = content.get("schema")
+            return schema
+    return None
+
+
 def _json_type(document: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
     schema = _resolve(document, schema)
     kind = schema.get("type", "string")
@@ -227,11 +237,10 @@ def compile_operations(document: Mapping[str, Any]) -> Iterator[Operation]:
                 if p["in"] in ("path", "query", "header")
             )
             body_spec = _resolve(document, op.get("requestBody", {}))
-            body_schema = body_spec.get("content", {}).get("application/json", {}).get("schema")
+            body_schema = _json_schema(body_spec)
             responses: dict[int, jsonschema_rs.Validator | None] = {}
             for status, response in op.get("responses", {}).items():
-                response = _resolve(document, response)
-                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                schema = _json_schema(_resolve(document, response))
                 responses[int(status)] = None if schema is None else compiler.compile(schema)
             yield Operation(
                 operation_id=op["operationId"],

@@ -7,10 +7,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pollable.handlers.descriptor import ApiDescriptor
+from pollable.handlers.descriptor import ApiDescriptor, hash_key
 from pollable.store.base import Store, Tenant
-
-from .auth import hash_key
 
 
 @dataclass(frozen=True)
@@ -42,10 +40,12 @@ async def issue_key(
     environment: str | None = None,
 ) -> IssuedKey:
     """Create the tenant if needed and give it a new key for ``api``."""
-    environment = environment or api.keys.default_environment
+    environment = environment or api.key_rule.default_environment
     tenant = await ensure_tenant(store, tenant_name, credits=credits)
-    key = api.keys.new(environment)
-    await store.add_key(tenant.id, api=api.name, key_hash=hash_key(key), label=api.keys.label(key))
+    key = api.key_rule.new(environment)
+    await store.add_key(
+        tenant.id, api=api.name, key_hash=hash_key(key), label=api.key_rule.label(key)
+    )
     return IssuedKey(key, tenant, api, environment)
 
 

@@ -50,13 +50,12 @@ import orjson
 import yaml
 
 from pollable.handlers.api import Principal, Reply, Services
-from pollable.handlers.descriptor import ApiDescriptor, KeyRule
-from pollable.handlers.registry import REGISTRY, by_name
+from pollable.handlers.descriptor import ApiDescriptor, KeyRule, hash_key
+from pollable.handlers.registry import JOB_APIS, REGISTRY, by_name
 from pollable.lifecycle import scenarios
 from pollable.store.base import Store, Tenant
 
 from . import contract
-from .auth import hash_key
 from .dispatch import Bound, Request, bind, respond
 from .operation import Operation
 from .provision import ensure_tenant
@@ -146,7 +145,10 @@ class Operations:
 
     def job_status(self, api: str) -> Operation:
         """The operation of ``api`` that reads one job."""
-        return self.find(self.apis[api].status_operation).operation
+        operation_id = self.apis[api].status_operation
+        if operation_id is None:
+            raise SeedError(f"the {api} API has no jobs")
+        return self.find(operation_id).operation
 
     async def call(
         self,
@@ -223,6 +225,7 @@ class Clocked:
     settings: Settings
     store: Store
     now: Callable[[], float]
+    job_apis: Sequence[ApiDescriptor] = JOB_APIS
 
 
 def services_at(store: Store, settings: Settings, moment: float) -> Clocked:
@@ -304,19 +307,20 @@ def _key(value: Any, where: str, apis: Mapping[str, ApiDescriptor]) -> KeySpec:
     data = _entry(value, where, {"api", "key", "env"}, ["api"])
     name, key = str(data["api"]), data.get("key")
     api = apis.get(name)
-    if api is None:
-        raise SeedError(f"{where}: api must be one of {', '.join(apis)}, not {name!r}")
-    env = str(data.get("env") or api.keys.default_environment)
-    if env not in api.keys.environments:
-        choices = " or ".join(api.keys.environments)
+    if api is None or api.keys is None:
+        named = ", ".join(n for n, a in apis.items() if a.keys is not None)
+        raise SeedError(f"{where}: api must be one of {named}, not {name!r}")
+    env = str(data.get("env") or api.key_rule.default_environment)
+    if env not in api.key_rule.environments:
+        choices = " or ".join(api.key_rule.environments)
         raise SeedError(f"{where}: env of a {name} key must be {choices}, not {env!r}")
     if key is not None:
         key = str(key)
-        rule = KeyRule({env: api.keys.prefixes[env]}) if "env" in data else api.keys
+        rule = KeyRule({env: api.key_rule.prefixes[env]}) if "env" in data else api.key_rule
         if not rule.issued(key):
             prefixes = " or ".join(rule.prefixes.values())
             raise SeedError(f"{where}: a {name} key must start with {prefixes}")
-    return KeySpec(name, api.keys, key, env)
+    return KeySpec(name, api.key_rule, key, env)
 
 
 def _named(value: Any, kind: str, where: str) -> str:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pollable.handlers.descriptor import ApiDescriptor
 from pollable.store.base import Store
 
 from .auth import Authenticator
@@ -18,3 +19,7 @@ class Services:
     authenticator: Authenticator
     #: The current time, POSIX seconds.
     now: Callable[[], float]
+    #: The job APIs served (those that issue keys).
+    job_apis: Sequence[ApiDescriptor] = ()
+    #: The admin token, when this process generated it on a fresh store (to print once).
+    new_admin_token: str | None = None

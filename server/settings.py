@@ -35,6 +35,9 @@ class Settings:
     seed: str = "0"
     #: HS256 secret for JWT access tokens; generated and kept in the store when unset.
     jwt_secret: str | None = None
+    #: The control plane's admin token. Unset: generated on a fresh store, printed once,
+    #: and kept hashed.
+    admin_token: str | None = None
     #: Credit balance of a new tenant, and what a credit costs.
     tenant_credits: float = 1_000_000.0
     credit_rate: float = 0.01
@@ -53,6 +56,8 @@ class Settings:
             raise SettingsError("workers must be at least 1")
         if not 0 < self.port < 65536:
             raise SettingsError("port must be between 1 and 65535")
+        if self.admin_token is not None and len(self.admin_token.encode()) < 16:
+            raise SettingsError("admin_token must be at least 16 bytes")
         if self.jwt_secret is not None and len(self.jwt_secret.encode()) < 32:
             raise SettingsError(
                 "jwt_secret must be at least 32 bytes (HS256, RFC 7518 section 3.2)"

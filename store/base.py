@@ -7,6 +7,7 @@ tenant is ``NotFound``, exactly like a job that does not exist.
 from __future__ import annotations
 
 import abc
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
@@ -24,6 +25,30 @@ class Tenant:
     #: Credit balance after every reservation so far.
     credits: float
     default_scenario: str | None = None
+    #: POSIX seconds.
+    created_at: float = 0.0
+    #: The balance a reset restores (the balance the tenant was created with, or last set).
+    initial_credits: float = 0.0
+
+
+def new_key_id() -> str:
+    return "key_" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What is kept of an API key: never the key, only its hash (not in this record)."""
+
+    id: str
+    tenant_id: str
+    api: str
+    environment: str
+    #: The key's prefix and first characters, safe to show.
+    label: str
+    created_at: float
+    #: Jobs created with this key run on this test clock.
+    clock_id: str | None = None
+    revoked_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -105,6 +130,10 @@ class Store(abc.ABC):
     async def close(self) -> None:
         """Release connections. The store may be opened again."""
 
+    async def ping(self) -> None:
+        """Reach the store (raises whatever its driver raises when it cannot)."""
+        await self.count_tenants()
+
     async def __aenter__(self) -> Self:
         """``async with open_store(url) as store:`` opens it, and closes it on the way out."""
         await self.open()
@@ -123,6 +152,7 @@ class Store(abc.ABC):
         organization_id: str,
         credits: float,
         default_scenario: str | None = None,
+        created_at: float = 0.0,
     ) -> Tenant:
         """Create a tenant. Raises ``Conflict`` if the name is taken."""
 
@@ -142,13 +172,56 @@ class Store(abc.ABC):
         """Set (or clear) the scenario the tenant's jobs use by default. Raises ``NotFound``."""
 
     @abc.abstractmethod
-    async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
+    async def list_tenants(self, *, after: str | None = None, limit: int) -> list[Tenant]:
+        """Tenants ordered by id, the first ``limit`` with an id greater than ``after``."""
+
+    @abc.abstractmethod
+    async def set_credits(self, tenant_id: str, credits: float) -> Tenant:
+        """Set the balance, and the balance a reset restores. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def delete_tenant(self, tenant_id: str) -> None:
+        """Delete the tenant and everything it owns, keys included. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def reset_tenant(self, tenant_id: str) -> None:
+        """Forget everything the tenant did (jobs and their items, idempotency keys,
+        ``skip_existing`` history, sequence numbers, clocks, request log) and restore its
+        initial credits; keep the tenant and its keys. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def add_key(
+        self,
+        tenant_id: str,
+        *,
+        api: str,
+        key_hash: str,
+        label: str,
+        environment: str = "",
+        clock_id: str | None = None,
+        created_at: float = 0.0,
+    ) -> KeyRecord:
         """Store an API key by its hash (never the key). ``label`` is a safe-to-show prefix.
         Raises ``NotFound`` for an unknown tenant and ``Conflict`` for a key already stored."""
 
     @abc.abstractmethod
+    async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
+        """The tenant and record of the unrevoked key of ``api`` with this hash, or None.
+        Read from the store on every call, so a revocation is seen by every process."""
+
     async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
-        """The tenant owning a key of ``api`` with this hash, or None."""
+        """The tenant owning an unrevoked key of ``api`` with this hash, or None."""
+        found = await self.key_for(api, key_hash)
+        return None if found is None else found[0]
+
+    @abc.abstractmethod
+    async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
+        """The tenant's keys, revoked ones included, oldest first."""
+
+    @abc.abstractmethod
+    async def revoke_key(self, tenant_id: str, key_id: str, *, at: float) -> KeyRecord:
+        """Revoke the tenant's key (once: revoking again keeps the first instant).
+        Raises ``NotFound``."""
 
     # -- jobs ---------------------------------------------------------------------------
 

@@ -15,10 +15,12 @@ from .base import (
     IdempotencyMismatch,
     JobPage,
     JobRecord,
+    KeyRecord,
     NewJob,
     Store,
     Tenant,
     milestones,
+    new_key_id,
 )
 
 
@@ -37,7 +39,9 @@ class _Job:
 @dataclass
 class _State:
     tenants: dict[str, Tenant] = field(default_factory=dict)
+    #: (api, key hash) -> key id, and the keys' records by id.
     keys: dict[tuple[str, str], str] = field(default_factory=dict)
+    key_records: dict[str, KeyRecord] = field(default_factory=dict)
     jobs: dict[tuple[str, str], _Job] = field(default_factory=dict)
     idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     sequences: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -62,10 +66,14 @@ class MemoryStore(Store):
         organization_id: str,
         credits: float,
         default_scenario: str | None = None,
+        created_at: float = 0.0,
     ) -> Tenant:
         if await self.find_tenant(name) is not None:
             raise Conflict(f"tenant {name!r} already exists")
-        tenant = Tenant(str(uuid.uuid4()), name, organization_id, credits, default_scenario)
+        tenant = Tenant(
+            str(uuid.uuid4()), name, organization_id, credits, default_scenario, created_at,
+            credits,
+        )  # fmt: skip
         self._s.tenants[tenant.id] = tenant
         return tenant
 
@@ -86,15 +94,68 @@ class MemoryStore(Store):
         self._s.tenants[tenant_id] = tenant
         return tenant
 
-    async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
+    async def list_tenants(self, *, after: str | None = None, limit: int) -> list[Tenant]:
+        ids = sorted(i for i in self._s.tenants if after is None or i > after)
+        return [self._s.tenants[i] for i in ids[:limit]]
+
+    async def set_credits(self, tenant_id: str, credits: float) -> Tenant:
+        tenant = await self.get_tenant(tenant_id)
+        tenant = replace(tenant, credits=credits, initial_credits=credits)
+        self._s.tenants[tenant_id] = tenant
+        return tenant
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        await self.reset_tenant(tenant_id)
+        del self._s.tenants[tenant_id]
+        for ref, key_id in list(self._s.keys.items()):
+            if self._s.key_records[key_id].tenant_id == tenant_id:
+                del self._s.keys[ref], self._s.key_records[key_id]
+
+    async def reset_tenant(self, tenant_id: str) -> None:
+        tenant = await self.get_tenant(tenant_id)
+        for table in (self._s.jobs, self._s.idempotency, self._s.sequences):
+            for key in [k for k in table if k[0] == tenant_id]:
+                del table[key]
+        self._s.tenants[tenant_id] = replace(tenant, credits=tenant.initial_credits)
+
+    async def add_key(
+        self,
+        tenant_id: str,
+        *,
+        api: str,
+        key_hash: str,
+        label: str,
+        environment: str = "",
+        clock_id: str | None = None,
+        created_at: float = 0.0,
+    ) -> KeyRecord:
         await self.get_tenant(tenant_id)
         if (api, key_hash) in self._s.keys:
             raise Conflict("this key is already stored")
-        self._s.keys[(api, key_hash)] = tenant_id
+        record = KeyRecord(new_key_id(), tenant_id, api, environment, label, created_at, clock_id)
+        self._s.keys[(api, key_hash)] = record.id
+        self._s.key_records[record.id] = record
+        return record
 
-    async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
-        tenant_id = self._s.keys.get((api, key_hash))
-        return None if tenant_id is None else self._s.tenants[tenant_id]
+    async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
+        key_id = self._s.keys.get((api, key_hash))
+        record = None if key_id is None else self._s.key_records[key_id]
+        if record is None or record.revoked_at is not None:
+            return None
+        return self._s.tenants[record.tenant_id], record
+
+    async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
+        await self.get_tenant(tenant_id)
+        return [k for k in self._s.key_records.values() if k.tenant_id == tenant_id]
+
+    async def revoke_key(self, tenant_id: str, key_id: str, *, at: float) -> KeyRecord:
+        record = self._s.key_records.get(key_id)
+        if record is None or record.tenant_id != tenant_id:
+            raise NotFound("key not found")
+        if record.revoked_at is None:
+            record = replace(record, revoked_at=at)
+            self._s.key_records[key_id] = record
+        return record
 
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
         tenant = await self.get_tenant(tenant_id)

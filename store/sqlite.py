@@ -39,10 +39,12 @@ from .base import (
     IdempotencyMismatch,
     JobPage,
     JobRecord,
+    KeyRecord,
     NewJob,
     Store,
     Tenant,
     milestones,
+    new_key_id,
 )
 
 BUSY_TIMEOUT_MS = 10_000
@@ -122,26 +124,47 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:
+        tenants = {
+            "id": str,
+            "name": str,
+            "organization_id": str,
+            "credits": float,
+            "default_scenario": str,
+            "created_at": float,
+            "initial_credits": float,
+        }
         db.table("tenants").create(
-            {
-                "id": str,
-                "name": str,
-                "organization_id": str,
-                "credits": float,
-                "default_scenario": str,
-            },
-            pk="id",
-            not_null={"name", "organization_id", "credits"},
-            if_not_exists=True,
+            tenants, pk="id", not_null={"name", "organization_id", "credits"}, if_not_exists=True
         )
         db.table("tenants").create_index(["name"], unique=True, if_not_exists=True)
+        keys = {
+            "api": str,
+            "key_hash": str,
+            "tenant_id": str,
+            "label": str,
+            "id": str,
+            "environment": str,
+            "created_at": float,
+            "clock_id": str,
+            "revoked_at": float,
+        }
         db.table("api_keys").create(
-            {"api": str, "key_hash": str, "tenant_id": str, "label": str},
+            keys,
             pk=("api", "key_hash"),
             not_null={"tenant_id"},
             foreign_keys=[("tenant_id", "tenants", "id")],
             if_not_exists=True,
         )
+        # Stores written before these columns existed get them (and key ids) on open.
+        for table, columns in (("tenants", tenants), ("api_keys", keys)):
+            for name, kind in columns.items():
+                if name not in db.table(table).columns_dict:
+                    db.table(table).add_column(name, kind)
+        for (rowid,) in db.execute("SELECT rowid FROM api_keys WHERE id IS NULL").fetchall():
+            db.execute("UPDATE api_keys SET id = ? WHERE rowid = ?", (new_key_id(), rowid))
+        db.execute("UPDATE tenants SET initial_credits = credits WHERE initial_credits IS NULL")
+        db.table("api_keys").create_index(["id"], unique=True, if_not_exists=True)
+        db.table("api_keys").create_index(["tenant_id"], if_not_exists=True)
         db.table("jobs").create(
             {
                 "tenant_id": str,
@@ -230,9 +253,18 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _tenant(row: tuple[Any, ...]) -> Tenant:
-        return Tenant(row[0], row[1], row[2], row[3], row[4])
+        return Tenant(row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0)
 
-    _TENANT = "SELECT id, name, organization_id, credits, default_scenario FROM tenants"
+    _TENANT_COLUMNS = (
+        "id, name, organization_id, credits, default_scenario, created_at, initial_credits"
+    )
+    _TENANT = f"SELECT {_TENANT_COLUMNS} FROM tenants"
+    _KEY_COLUMNS = "id, tenant_id, api, environment, label, created_at, clock_id, revoked_at"
+
+    @staticmethod
+    def _key(row: tuple[Any, ...]) -> KeyRecord:
+        return KeyRecord(row[0], row[1], row[2], row[3] or "", row[4], row[5] or 0.0, row[6],
+                         row[7])  # fmt: skip
 
     async def create_tenant(
         self,
@@ -241,12 +273,19 @@ class SQLiteStore(Store):
         organization_id: str,
         credits: float,
         default_scenario: str | None = None,
+        created_at: float = 0.0,
     ) -> Tenant:
-        tenant = Tenant(str(uuid.uuid4()), name, organization_id, credits, default_scenario)
-        row = (tenant.id, name, organization_id, credits, default_scenario)
+        tenant = Tenant(
+            str(uuid.uuid4()), name, organization_id, credits, default_scenario, created_at,
+            credits,
+        )  # fmt: skip
+        row = (tenant.id, name, organization_id, credits, default_scenario, created_at, credits)
         try:
             await self._write(
-                lambda db: db.execute("INSERT INTO tenants VALUES (?, ?, ?, ?, ?)", row)
+                lambda db: db.execute(
+                    f"INSERT INTO tenants ({self._TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
             )
         except sqlite3.IntegrityError:
             raise Conflict(f"tenant {name!r} already exists") from None
@@ -273,25 +312,112 @@ class SQLiteStore(Store):
         )
         return await self.get_tenant(tenant_id)
 
-    async def add_key(self, tenant_id: str, *, api: str, key_hash: str, label: str) -> None:
-        row = (api, key_hash, tenant_id, label)
+    async def list_tenants(self, *, after: str | None = None, limit: int) -> list[Tenant]:
+        rows = self._db.execute(
+            f"{self._TENANT} WHERE id > ? ORDER BY id LIMIT ?", (after or "", limit)
+        ).fetchall()
+        return [self._tenant(row) for row in rows]
+
+    async def set_credits(self, tenant_id: str, credits: float) -> Tenant:
+        updated = await self._write(
+            lambda db: (
+                db.execute(
+                    "UPDATE tenants SET credits = ?, initial_credits = ? WHERE id = ?",
+                    (credits, credits, tenant_id),
+                ).rowcount
+            )
+        )
+        if not updated:
+            raise NotFound("tenant not found")
+        return await self.get_tenant(tenant_id)
+
+    #: What a reset forgets, table by table (every one is keyed by tenant_id).
+    _TENANT_HISTORY = ("items", "jobs", "idempotency", "sequences")
+
+    def _forget(self, db: sqlite3.Connection, tenant_id: str) -> None:
+        if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+            raise NotFound("tenant not found")
+        for table in self._TENANT_HISTORY:
+            db.execute(f"DELETE FROM {table} WHERE tenant_id = ?", (tenant_id,))
+
+    async def delete_tenant(self, tenant_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            self._forget(db, tenant_id)
+            db.execute("DELETE FROM api_keys WHERE tenant_id = ?", (tenant_id,))
+            db.execute("DELETE FROM tenants WHERE id = ?", (tenant_id,))
+
+        await self._write(delete)
+
+    async def reset_tenant(self, tenant_id: str) -> None:
+        def reset(db: sqlite3.Connection) -> None:
+            self._forget(db, tenant_id)
+            db.execute("UPDATE tenants SET credits = initial_credits WHERE id = ?", (tenant_id,))
+
+        await self._write(reset)
+
+    async def add_key(
+        self,
+        tenant_id: str,
+        *,
+        api: str,
+        key_hash: str,
+        label: str,
+        environment: str = "",
+        clock_id: str | None = None,
+        created_at: float = 0.0,
+    ) -> KeyRecord:
+        record = KeyRecord(new_key_id(), tenant_id, api, environment, label, created_at, clock_id)
+        row = (api, key_hash, tenant_id, label, record.id, environment, created_at, clock_id)
         try:
             await self._write(
-                lambda db: db.execute("INSERT INTO api_keys VALUES (?, ?, ?, ?)", row)
+                lambda db: db.execute(
+                    "INSERT INTO api_keys (api, key_hash, tenant_id, label, id, environment, "
+                    "created_at, clock_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
             )
         except sqlite3.IntegrityError as exc:
             if "FOREIGN KEY" in str(exc):
                 raise NotFound("tenant not found") from None
             raise Conflict("this key is already stored") from None
+        return record
 
-    async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
+    async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
+        tenant_columns = ", ".join(f"t.{c}" for c in self._TENANT_COLUMNS.split(", "))
+        key_columns = ", ".join(f"k.{c}" for c in self._KEY_COLUMNS.split(", "))
         row = self._db.execute(
-            "SELECT t.id, t.name, t.organization_id, t.credits, t.default_scenario "
+            f"SELECT {tenant_columns}, {key_columns} "
             "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
-            "WHERE k.api = ? AND k.key_hash = ?",
+            "WHERE k.api = ? AND k.key_hash = ? AND k.revoked_at IS NULL",
             (api, key_hash),
         ).fetchone()
-        return None if row is None else self._tenant(row)
+        return None if row is None else (self._tenant(row[:7]), self._key(row[7:]))
+
+    async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
+        await self.get_tenant(tenant_id)
+        rows = self._db.execute(
+            f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id",
+            (tenant_id,),
+        ).fetchall()
+        return [self._key(row) for row in rows]
+
+    async def revoke_key(self, tenant_id: str, key_id: str, *, at: float) -> KeyRecord:
+        def revoke(db: sqlite3.Connection) -> tuple[Any, ...] | None:
+            db.execute(
+                "UPDATE api_keys SET revoked_at = ? "
+                "WHERE tenant_id = ? AND id = ? AND revoked_at IS NULL",
+                (at, tenant_id, key_id),
+            )
+            row: tuple[Any, ...] | None = db.execute(
+                f"SELECT {self._KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? AND id = ?",
+                (tenant_id, key_id),
+            ).fetchone()
+            return row
+
+        row = await self._write(revoke)
+        if row is None:
+            raise NotFound("key not found")
+        return self._key(row)
 
     # -- jobs ---------------------------------------------------------------------------
 

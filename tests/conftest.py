@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import pytest
 from starlette.testclient import TestClient
 
-from pollable.handlers.registry import REGISTRY
+from pollable.handlers.registry import JOB_APIS
 from pollable.server.app import create_app
 from pollable.server.provision import TenantKeys as Tenant
 from pollable.server.provision import provision_tenant
@@ -75,7 +75,7 @@ class Api:
             provision_tenant,
             self.services.store,
             name,
-            REGISTRY,
+            JOB_APIS,
             credits=self.settings.tenant_credits,
         )
 

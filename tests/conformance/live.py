@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import httpx
 
-from pollable.handlers.registry import REGISTRY
+from pollable.handlers.registry import JOB_APIS
 from pollable.server.provision import provision_tenant
 from pollable.store.base import Store
 from tests.conftest import Tenant, on_store
@@ -35,7 +35,7 @@ def provision(url: str, *names: str) -> dict[str, Tenant]:
 
     async def work(store: Store) -> dict[str, Tenant]:
         return {
-            name: await provision_tenant(store, name, REGISTRY, credits=CREDITS) for name in names
+            name: await provision_tenant(store, name, JOB_APIS, credits=CREDITS) for name in names
         }
 
     return on_store(url, work)

@@ -47,7 +47,7 @@ def with_handlers(served: contract.Contract, handlers: dict[str, Any]) -> contra
 
 
 def test_a_missing_or_unused_handler_stops_the_start() -> None:
-    crosmos, captain = contracts()
+    crosmos, captain, *_ = contracts()
     handlers = dict(captain.api.handlers)
     handlers.pop("cancel_job_v2")
     with pytest.raises(ContractError, match="no handler for operation cancel_job_v2"):

@@ -9,7 +9,8 @@ import pytest
 
 from pollable.handlers.captain import DESCRIPTOR as CAPTAIN
 from pollable.handlers.crosmos import DESCRIPTOR as CROSMOS
-from pollable.server.auth import hash_key, new_jwt
+from pollable.handlers.descriptor import hash_key
+from pollable.server.auth import new_jwt
 from pollable.server.settings import Settings
 from tests.conftest import Api, Tenant, start, store_url
 

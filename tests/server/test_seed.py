@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 
 from pollable.handlers.api import Call, Reply
+from pollable.handlers.descriptor import hash_key
 from pollable.handlers.registry import REGISTRY
 from pollable.lifecycle.engine import state_at
 from pollable.lifecycle.model import Status
 from pollable.server import contract
-from pollable.server.auth import hash_key
 from pollable.server.dispatch import bind
 from pollable.server.seed import (
     Operations,
