@@ -10,6 +10,7 @@ thanks to the running totals stored on each item.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 import uuid
@@ -44,6 +45,8 @@ from .base import (
     Tenant,
     milestones,
 )
+
+log = logging.getLogger("pollable.store")
 
 BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500
@@ -213,11 +216,26 @@ class SQLiteStore(Store):
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = work(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
-        conn.execute("COMMIT")
         return result
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        """Roll back whatever is left of a failed transaction, never masking its error.
+
+        After SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM, SQLite may have rolled the
+        transaction back itself; a ROLLBACK then fails, and raised, that failure would
+        replace the error that matters. It is logged as secondary instead.
+        """
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.warning("ROLLBACK after a failed write failed too", exc_info=True)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one write transaction, on the writer thread."""

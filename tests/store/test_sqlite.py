@@ -14,6 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from pollable.lifecycle.errors import NotFound
 from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Tally
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
@@ -362,3 +365,83 @@ def test_sqlite_a_job_with_100000_items(tmp_path):
             await store.close()
 
     asyncio.run(run())
+
+
+def test_sqlite_full_raises_the_real_error_and_the_store_recovers(tmp_path):
+    # SQLITE_FULL makes SQLite roll the transaction back by itself, so the store's own
+    # ROLLBACK then fails ("no transaction is active"); that must not replace the real error.
+    work = [Work(f"s3://bucket/{'x' * 200}-{i:05d}.pdf", 1) for i in range(2_000)]
+    plan, items = plan_job(
+        job_id="big", created_at=T0, scenario=CATALOGUE["happy"], work=work, seed="big"
+    )
+
+    async def run() -> None:
+        store = await opened(tmp_path / "full.db")
+        try:
+            tenant = await store.create_tenant("acme", organization_id="org", credits=5.0)
+            writer = store._writer
+            assert writer is not None
+            pages = writer.execute("PRAGMA page_count").fetchone()[0]
+            writer.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is "full"
+            job = NewJob("captain", "index", plan, items, credits=1.0)
+            with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+                await store.create_job(tenant.id, job)
+            # Nothing of the failed write is kept, and reads go on.
+            assert (await store.get_tenant(tenant.id)).credits == 5.0
+            with pytest.raises(NotFound):
+                await store.get_job(tenant.id, "big")
+            # Once there is room again, writes go on as well.
+            writer.execute("PRAGMA max_page_count = 1073741823")
+            record, created = await store.create_job(tenant.id, job)
+            assert created and record.credits_remaining == 4.0
+            assert await store.items(tenant.id, "big", after=1_990, limit=20) == list(items[1_991:])
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+class _RollbackFails:
+    """The writer connection, except that ROLLBACK fails (as after an I/O error)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "ROLLBACK":
+            self.conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.execute(sql, *args)
+
+
+def test_sqlite_a_failing_rollback_is_logged_and_the_real_error_raised(
+    tmp_path, caplog, monkeypatch
+):
+    class Boom(Exception):
+        pass
+
+    def work(db: Any) -> None:
+        db.execute("UPDATE tenants SET credits = 0")
+        raise Boom("the real error")
+
+    async def run() -> None:
+        store = await opened(tmp_path / "s.db")
+        try:
+            tenant = await store.create_tenant("acme", organization_id="org", credits=5.0)
+            with monkeypatch.context() as patch:
+                patch.setattr(store, "_writer", _RollbackFails(store._writer))
+                with pytest.raises(Boom, match="the real error"):
+                    await store._write(work)
+            assert (await store.get_tenant(tenant.id)).credits == 5.0
+            await store.set_default_scenario(tenant.id, "slow")
+        finally:
+            await store.close()
+
+    with caplog.at_level("WARNING", logger="pollable.store"):
+        asyncio.run(run())
+    [record] = [r for r in caplog.records if r.name == "pollable.store"]
+    assert record.levelname == "WARNING" and "disk I/O error" in record.exc_text
