@@ -140,10 +140,11 @@ async def cancel_job(call: Call) -> Reply:
     record = await load_job(call, job_id, API)
     now = call.services.now()
     state = state_at(record.plan, record.events, now)
-    changed = not state.status.terminal
-    if changed:
+    changed = False
+    if not state.status.terminal:
+        # The store decides: of concurrent cancels, exactly one changes the job.
         event = Event(EventKind.CANCEL, now, "user")
-        record = await call.services.store.append_event(
+        record, changed = await call.services.store.append_event(
             call.principal.tenant_id, job_id, event, refund=record.attrs.get("credits", 0.0)
         )
         state = state_at(record.plan, record.events, now)

@@ -132,6 +132,20 @@ def outcome(plan: Plan, events: Iterable[Event] = ()) -> tuple[float, Status]:
     return planned_end, Status.COMPLETED
 
 
+def applies(plan: Plan, events: Iterable[Event], event: Event) -> bool:
+    """Whether appending ``event`` to ``events`` changes the job: what a store keeps.
+
+    A cancel applies when the job is not over at the cancel's instant and no cancel has
+    been kept before it. The first cancel kept wins, even against one stamped a moment
+    earlier by a clock slightly behind: a job is cancelled once, by one request.
+    """
+    events = tuple(events)
+    if any(e.kind is EventKind.CANCEL for e in events):
+        return False
+    end, _ = outcome(plan, events)
+    return event.at < end
+
+
 def _running_stage(plan: Plan, t: float, settled: int) -> Stage:
     if t < processing_start(plan):
         return Stage.SCANNING

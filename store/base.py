@@ -171,9 +171,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
-    ) -> JobRecord:
-        """Append an event, atomically with returning ``refund`` credits to the tenant if
-        (and only if) the event changes how the job ends. Raises ``NotFound``."""
+    ) -> tuple[JobRecord, bool]:
+        """Append ``event`` if it applies to the job as stored at that moment
+        (``lifecycle.engine.applies``: a cancel applies while the job is not over and was
+        never cancelled), atomically with returning ``refund`` credits to the tenant.
+
+        Returns the record as it then is and whether the event was appended. The check and
+        the append are one atomic step: of any number of concurrent cancels of a job, from
+        any number of processes, exactly one is kept and refunded. Raises ``NotFound``."""
 
     @abc.abstractmethod
     async def list_jobs(

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
+from pollable.lifecycle.engine import applies
 from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import Event, Item, Outcome, Status, Tally, running_tallies
 
@@ -162,17 +163,19 @@ class MemoryStore(Store):
 
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
-    ) -> JobRecord:
+    ) -> tuple[JobRecord, bool]:
+        # No await between the check and the append: atomic on the event loop.
         stored = self._job(tenant_id, job_id)
-        before = (stored.ends_at, stored.final)
+        if not applies(stored.record.plan, stored.record.events, event):
+            return stored.record, False
         stored.record = replace(stored.record, events=(*stored.record.events, event))
         stored.started_at, stored.ends_at, stored.final = milestones(
             stored.record.plan, stored.record.events
         )
-        if refund and before != (stored.ends_at, stored.final):
+        if refund:
             tenant = self._s.tenants[tenant_id]
             self._s.tenants[tenant_id] = replace(tenant, credits=tenant.credits + refund)
-        return stored.record
+        return stored.record, True
 
     async def list_jobs(
         self,

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ import orjson
 import sqlite_utils
 
 from pollable.lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
+from pollable.lifecycle.engine import applies
 from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import (
     NO_EXTRA,
@@ -460,32 +462,36 @@ class SQLiteStore(Store):
 
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
-    ) -> JobRecord:
+    ) -> tuple[JobRecord, bool]:
         return await self._write(
             lambda db: self._append_event(db, tenant_id, job_id, event, refund)
         )
 
     def _append_event(
         self, db: sqlite3.Connection, tenant_id: str, job_id: str, event: Event, refund: float
-    ) -> JobRecord:
-        row = db.execute(
-            "UPDATE jobs SET events = json_insert(events, '$[#]', json(?)) "
-            f"WHERE tenant_id = ? AND job_id = ? RETURNING {_JOB_COLUMNS}",
-            (_dumps(event_to_data(event)), tenant_id, job_id),
-        ).fetchone()
-        if row is None:
-            raise NotFound("job not found")
-        record = self._record(row)
-        _, ended_before, final_before = milestones(record.plan, record.events[:-1])
+    ) -> tuple[JobRecord, bool]:
+        # The transaction holds the write lock from its start (BEGIN IMMEDIATE), so no
+        # other connection, in this process or another, can append between check and write.
+        record = self._get_job(db, tenant_id, job_id)
+        if not applies(record.plan, record.events, event):
+            return record, False
+        record = replace(record, events=(*record.events, event))
         started_at, ends_at, final = milestones(record.plan, record.events)
         db.execute(
-            "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
+            "UPDATE jobs SET events = ?, started_at = ?, ends_at = ?, final_status = ? "
             "WHERE tenant_id = ? AND job_id = ?",
-            (started_at, ends_at, final.value, tenant_id, job_id),
+            (
+                _dumps([event_to_data(e) for e in record.events]),
+                started_at,
+                ends_at,
+                final.value,
+                tenant_id,
+                job_id,
+            ),
         )
-        if refund and (ended_before, final_before) != (ends_at, final):
+        if refund:
             db.execute("UPDATE tenants SET credits = credits + ? WHERE id = ?", (refund, tenant_id))
-        return record
+        return record, True
 
     async def list_jobs(
         self,

@@ -455,6 +455,26 @@ def test_a_cancel_at_or_after_the_end_changes_nothing(job, data):
         assert state_at(plan, [event], t) == state_at(plan, [], t)
 
 
+@PROPERTY
+@given(scenes())
+def test_exactly_one_cancel_applies_and_it_changes_how_the_job_ends(scene):
+    plan, _, events, _ = scene
+    kept: list[Event] = []
+    for event in events:
+        before = outcome(plan, kept)
+        if engine.applies(plan, kept, event):
+            kept.append(event)
+            assert outcome(plan, kept) == (event.at, Status.CANCELLED) != before
+        else:
+            assert kept or event.at >= before[0], "a cancel before the end was refused"
+    # The first cancel before the planned end is the one kept, whatever came before it.
+    first = next((e for e in events if e.at < planned_end(plan)), None)
+    assert kept == ([] if first is None else [first])
+    if kept:
+        later = Event(EventKind.CANCEL, kept[0].at - 1, "user-bob")
+        assert not engine.applies(plan, kept, later), "a second cancel applied"
+
+
 failing_jobs = st.one_of(
     catalogue_jobs(FAILING_SCENARIOS), direct_jobs(stuck=False, failure=True, cancel_after=False)
 )

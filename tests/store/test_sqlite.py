@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +136,8 @@ def test_sqlite_data_survives_close_and_reopen(tmp_path):
         job = NewJob("captain", "index", plan, items, "docs", {"x": [1, 2]}, 4.0,
                      Idempotency("idem-1", "fp"))  # fmt: skip
         await store.create_job(tenant.id, job)
-        record = await store.append_event(tenant.id, "job-1", event, refund=1.0)
+        record, applied = await store.append_event(tenant.id, "job-1", event, refund=1.0)
+        assert applied
         assert await store.next_sequence(tenant.id, "upload") == 1
         assert await store.meta("instance", "first") == "first"
         await store.close()
@@ -445,3 +447,78 @@ def test_sqlite_a_failing_rollback_is_logged_and_the_real_error_raised(
         asyncio.run(run())
     [record] = [r for r in caplog.records if r.name == "pollable.store"]
     assert record.levelname == "WARNING" and "disk I/O error" in record.exc_text
+
+
+_CANCEL_WORKER = """
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pollable.lifecycle.model import Event, EventKind
+from pollable.store.sqlite import SQLiteStore
+
+async def main(path, tenant_id, job_id, name, start):
+    store = SQLiteStore(path)
+    await store.open()
+    time.sleep(max(0.0, float(start) - time.time()))  # all processes race from one instant
+    applied = []
+    for i in range(10):
+        event = Event(EventKind.CANCEL, 1_700_000_002.0 + (i * 7 % 10) / 100, name)
+        _, ok = await store.append_event(tenant_id, job_id, event, refund=30.0)
+        applied.append(ok)
+    await store.close()
+    print(json.dumps(applied))
+
+asyncio.run(main(*sys.argv[2:]))
+"""
+
+
+def test_sqlite_concurrent_cancels_from_processes_apply_once(tmp_path):
+    path = tmp_path / "shared.db"
+
+    async def setup() -> str:
+        store = await opened(path)
+        tenant = await store.create_tenant("acme", organization_id="org", credits=100.0)
+        await store.create_job(tenant.id, new_job("job-1", 8, credits=30.0))
+        await store.close()
+        return tenant.id
+
+    tenant_id = asyncio.run(setup())
+    start = str(time.time() + 1.5)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _CANCEL_WORKER,
+                str(ROOT),
+                path,
+                tenant_id,
+                "job-1",
+                name,
+                start,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for name in ("p", "q", "r", "s")
+    ]
+    applied = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        applied.extend(json.loads(out))
+    assert applied.count(True) == 1, "exactly one cancel changes the job"
+
+    async def check() -> None:
+        store = await opened(path)
+        try:
+            record = await store.get_job(tenant_id, "job-1")
+            assert len(record.events) == 1
+            assert (await store.get_tenant(tenant_id)).credits == 100.0
+        finally:
+            await store.close()
+
+    asyncio.run(check())

@@ -366,7 +366,8 @@ async def test_append_cancel_event(store):
     tenant = await make_tenant(store)
     record, job = await create(store, tenant, n=4)
     event = cancel(T0 + 0.123456789, "user-ada")
-    updated = await store.append_event(tenant.id, record.job_id, event)
+    updated, applied = await store.append_event(tenant.id, record.job_id, event)
+    assert applied is True
     assert updated.events == (event,)
     assert updated.plan == job.plan and updated.serial_base == record.serial_base
     assert await store.get_job(tenant.id, record.job_id) == updated
@@ -376,14 +377,30 @@ async def test_append_cancel_event(store):
     )  # fmt: skip
 
 
-async def test_events_are_kept_in_order(store):
+async def test_only_the_first_cancel_is_kept(store):
     tenant = await make_tenant(store)
     record, _ = await create(store, tenant)
-    events = [cancel(T0 + 5, "user-bob"), cancel(T0 + 2, "user-ada"), cancel(T0 + 9, "ops")]
-    for i, event in enumerate(events):
-        updated = await store.append_event(tenant.id, record.job_id, event)
-        assert updated.events == tuple(events[: i + 1])
-    assert (await store.get_job(tenant.id, record.job_id)).events == tuple(events)
+    first = cancel(T0 + 5, "user-bob")
+    assert await store.append_event(tenant.id, record.job_id, first) == (
+        await store.get_job(tenant.id, record.job_id),
+        True,
+    )
+    # Later or earlier (a clock a little behind), a second cancel changes nothing.
+    for event in (cancel(T0 + 2, "user-ada"), cancel(T0 + 9, "ops"), cancel(T0 + 5)):
+        updated, applied = await store.append_event(tenant.id, record.job_id, event)
+        assert applied is False
+        assert updated.events == (first,)
+    assert (await store.get_job(tenant.id, record.job_id)).events == (first,)
+
+
+async def test_a_cancel_after_the_job_ended_is_not_kept(store):
+    tenant = await make_tenant(store)
+    record, _ = await create(store, tenant)
+    end = state_at(record.plan, (), T0 + 1e6).ended_at
+    assert end is not None
+    for at in (end, end + 1):
+        updated, applied = await store.append_event(tenant.id, record.job_id, cancel(at))
+        assert (applied, updated) == (False, record)
 
 
 async def test_credits_are_reserved_when_a_job_is_created(store):
@@ -432,12 +449,12 @@ async def test_refund_only_when_the_event_changes_how_the_job_ends(store):
     # A cancel before the end does change it.
     await store.append_event(tenant.id, job_id, cancel(T0 + 2), refund=30.0)
     assert await credits() == 100.0
-    # A second, later cancel changes nothing; an earlier one changes the end again.
+    # A second cancel, later or earlier, changes nothing and refunds nothing.
     await store.append_event(tenant.id, job_id, cancel(T0 + 3), refund=30.0)
     assert await credits() == 100.0
-    updated = await store.append_event(tenant.id, job_id, cancel(T0 + 1), refund=5.0)
-    assert await credits() == 105.0
-    assert len(updated.events) == 4, "every event is kept, refunded or not"
+    updated, applied = await store.append_event(tenant.id, job_id, cancel(T0 + 1), refund=5.0)
+    assert applied is False and await credits() == 100.0
+    assert updated.events == (cancel(T0 + 2),)
 
 
 async def test_refund_for_a_job_the_system_cancels_anyway(store):
@@ -472,7 +489,7 @@ async def test_idempotent_replay_shows_the_job_as_it_is_now(store):
     tenant = await make_tenant(store)
     key = Idempotency(unique("idem"), "fingerprint-1")
     first, _ = await create(store, tenant, idempotency=key)
-    cancelled = await store.append_event(tenant.id, first.job_id, cancel(T0 + 1))
+    cancelled, _ = await store.append_event(tenant.id, first.job_id, cancel(T0 + 1))
     record, created = await store.create_job(tenant.id, new_job(idempotency=key))
     assert created is False
     assert record == cancelled
@@ -539,6 +556,27 @@ async def test_concurrent_writes_lose_and_duplicate_nothing(store):
     assert remaining == [float(c) for c in range(75, 100)]
 
 
+async def test_concurrent_cancels_apply_once_and_refund_once(store):
+    tenant = await make_tenant(store, credits=100.0)
+    record, _ = await create(store, tenant, credits=30.0, n=8)
+    # Racing requests stamp slightly different instants, in no particular order.
+    instants = [T0 + 2 + (i * 7 % 20) / 100 for i in range(20)]
+    results = await asyncio.gather(
+        *(
+            store.append_event(tenant.id, record.job_id, cancel(at, f"user-{i}"), refund=30.0)
+            for i, at in enumerate(instants)
+        )
+    )
+    winners = [updated.events[0] for updated, applied in results if applied]
+    assert len(winners) == 1, "exactly one cancel changes the job"
+    stored = await store.get_job(tenant.id, record.job_id)
+    assert stored.events == tuple(winners)
+    assert all(updated.events == stored.events for updated, _ in results)
+    assert (await store.get_tenant(tenant.id)).credits == 100.0
+    ended = state_at(stored.plan, stored.events, T0 + 1e6)
+    assert (ended.status, ended.cancelled_at) == (Status.CANCELLED, winners[0].at)
+
+
 # -- listing ------------------------------------------------------------------------------
 
 
@@ -564,7 +602,7 @@ async def test_list_jobs_newest_first_with_paging(store):
 async def test_list_jobs_returns_full_records(store):
     tenant = await make_tenant(store)
     record, _ = await create(store, tenant, collection="c", attrs={"a": 1}, credits=1.0)
-    updated = await store.append_event(tenant.id, record.job_id, cancel(T0 + 1))
+    updated, _ = await store.append_event(tenant.id, record.job_id, cancel(T0 + 1))
     page = await store.list_jobs(tenant.id, api="captain", now=T0 + 5, limit=10)
     assert page.jobs == [updated]
 
@@ -613,7 +651,9 @@ async def test_list_jobs_status_filter_agrees_with_state_at(store):
         # Three plain items: "happy" completes without failures, "partial" with some.
         record, _ = await create(store, tenant, scenario=scenario, created_at=T0 + offset, n=3)
         if cancel_offset is not None:
-            record = await store.append_event(tenant.id, record.job_id, cancel(T0 + cancel_offset))
+            record, _ = await store.append_event(
+                tenant.id, record.job_id, cancel(T0 + cancel_offset)
+            )
         records.append(record)
     newest_first = sorted(records, key=lambda r: r.plan.created_at, reverse=True)
 
