@@ -231,13 +231,13 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     seed = plan_seed(call, request, scenario)
     entries = await _entries(call, kind, body, collection, f"{call.services.settings.seed}")
     skip = kind.target in ("bucket", "directory") and body.get("skip_existing") is not False
-    indexed = (
-        await store.indexed_keys(tenant_id, collection, [e.uri for e in entries]) if skip else set()
-    )
+    now = call.services.now()
+    uris = [e.uri for e in entries]
+    indexed = await store.indexed_keys(tenant_id, collection, uris, at=now) if skip else set()
     work: list[Work] = [listing.work_for(entry, entry.uri in indexed) for entry in entries]
     plan, items = plan_job(
         job_id=new_id(),
-        created_at=call.services.now(),
+        created_at=now,
         scenario=scenario,
         work=work,
         seed=seed,

@@ -46,6 +46,19 @@ def item_window(plan: Plan, ordinal: int) -> tuple[float, float]:
     return start, start + plan.timing.item_duration
 
 
+def completes_at(plan: Plan, item: Item) -> float | None:
+    """When ``item`` is done and its content indexed, if the job runs that far: the end of
+    its processing window for an item planned to complete, else None (it never is).
+
+    The job shows the item completed from that instant unless it stopped (cancel or
+    failure) strictly before: the item is indexed iff
+    ``completes_at(plan, item) <= min(now, outcome(plan, events)[0])``.
+    """
+    if item.outcome is not Outcome.COMPLETED:
+        return None
+    return item_window(plan, item.ordinal)[1]
+
+
 def processing_end(plan: Plan) -> float:
     if plan.n_items == 0:
         return processing_start(plan)

@@ -195,8 +195,18 @@ class Store(abc.ABC):
         """The tenant's jobs of ``api``, newest first, with the status they have at ``now``."""
 
     @abc.abstractmethod
-    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
-        """Which ``keys`` earlier jobs into ``collection`` completed, or will complete."""
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str], *, at: float
+    ) -> set[str]:
+        """Which ``keys`` the tenant's jobs into ``collection`` had indexed at ``at``.
+
+        A key is indexed from the instant its item completed in such a job
+        (``lifecycle.engine.completes_at``) if the job had not stopped (cancelled, failed)
+        before then: exactly the items the job shows ``completed`` at ``at``. Items a job
+        will complete later are not indexed yet, and never are if it is cancelled first;
+        the upstream checks what the collection holds, not what a job plans. (It checks
+        while the new job scans; pollable asks at its creation, when the plan is made.)
+        """
 
     @abc.abstractmethod
     async def next_sequence(self, tenant_id: str, name: str) -> int:

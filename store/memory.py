@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from pollable.lifecycle.engine import applies
+from pollable.lifecycle.engine import applies, completes_at
 from pollable.lifecycle.errors import Conflict, NotFound
-from pollable.lifecycle.model import Event, Item, Outcome, Status, Tally, running_tallies
+from pollable.lifecycle.model import Event, Item, Plan, Status, Tally, running_tallies
 
 from .base import (
     IdempotencyMismatch,
@@ -32,6 +33,8 @@ class _Job:
     ends_at: float
     final: Status
     seq: int
+    #: When each key's item completes (the earliest, if a key repeats), per plan.
+    completes: dict[str, float]
 
 
 @dataclass
@@ -42,6 +45,15 @@ class _State:
     idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     sequences: dict[tuple[str, str], int] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+
+
+def _completions(plan: Plan, items: Sequence[Item]) -> dict[str, float]:
+    completes: dict[str, float] = {}
+    for item in items:
+        done = completes_at(plan, item)
+        if done is not None and done < completes.get(item.key, math.inf):
+            completes[item.key] = done
+    return completes
 
 
 class MemoryStore(Store):
@@ -132,6 +144,7 @@ class MemoryStore(Store):
             ends_at,
             final,
             next(self._seq),
+            _completions(job.plan, job.items),
         )
         if job.idempotency is not None:
             self._s.idempotency[(tenant_id, job.idempotency.key)] = (
@@ -205,17 +218,24 @@ class MemoryStore(Store):
         page = [job.record for job in matching[offset : offset + limit]]
         return JobPage(page, len(matching))
 
-    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str], *, at: float
+    ) -> set[str]:
         wanted = set(keys)
         found: set[str] = set()
         for (owner, _), job in self._s.jobs.items():
             if owner != tenant_id or job.record.collection != collection:
                 continue
-            if job.final in (Status.FAILED, Status.CANCELLED):
-                continue
-            found.update(
-                i.key for i in job.items if i.outcome is Outcome.COMPLETED and i.key in wanted
-            )
+            until = min(at, job.ends_at)
+            if len(job.completes) < len(wanted):
+                found.update(
+                    k for k, done in job.completes.items() if done <= until and k in wanted
+                )
+            else:
+                for key in wanted:
+                    done = job.completes.get(key)
+                    if done is not None and done <= until:
+                        found.add(key)
         return found
 
     async def next_sequence(self, tenant_id: str, name: str) -> int:

@@ -24,13 +24,14 @@ import orjson
 import sqlite_utils
 
 from pollable.lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
-from pollable.lifecycle.engine import applies
+from pollable.lifecycle.engine import applies, completes_at, item_window
 from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import (
     NO_EXTRA,
     Event,
     Item,
     Outcome,
+    Plan,
     Stage,
     Status,
     Tally,
@@ -186,11 +187,14 @@ class SQLiteStore(Store):
                 "cum_failed": int,
                 "cum_skipped": int,
                 "cum_units": int,
+                # When the item completes, per plan; NULL for items that never do.
+                "completes_at": float,
             },
             pk=("tenant_id", "job_id", "ordinal"),
             not_null={"key", "outcome", "units"},
             if_not_exists=True,
         )
+        SQLiteStore._add_completes_at(db)
         db.table("items").create_index(["tenant_id", "key"], if_not_exists=True)
         db.table("idempotency").create(
             {"tenant_id": str, "key": str, "fingerprint": str, "job_id": str},
@@ -203,6 +207,28 @@ class SQLiteStore(Store):
             if_not_exists=True,
         )
         db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
+
+    @staticmethod
+    def _add_completes_at(db: sqlite_utils.Database) -> None:
+        """Stores made before ``completes_at`` existed: add it, computed from each plan."""
+        items = db.table("items")
+        if "completes_at" in items.columns_dict:
+            return
+        items.add_column("completes_at", float)
+        conn = db.conn
+        jobs = conn.execute("SELECT tenant_id, job_id, plan FROM jobs").fetchall()
+        for tenant_id, job_id, data in jobs:
+            plan = plan_from_data(orjson.loads(data))
+            ordinals = conn.execute(
+                "SELECT ordinal FROM items "
+                "WHERE tenant_id = ? AND job_id = ? AND outcome = 'completed'",
+                (tenant_id, job_id),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE items SET completes_at = ? "
+                "WHERE tenant_id = ? AND job_id = ? AND ordinal = ?",
+                ((item_window(plan, o)[1], tenant_id, job_id, o) for (o,) in ordinals),
+            )
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -381,8 +407,8 @@ class SQLiteStore(Store):
         except sqlite3.IntegrityError:
             raise Conflict("job id already exists") from None
         db.executemany(
-            "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self._item_rows(tenant_id, plan.job_id, job.items),
+            "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._item_rows(plan, tenant_id, job.items),
         )
         record = JobRecord(
             tenant_id,
@@ -398,11 +424,11 @@ class SQLiteStore(Store):
         return record, True
 
     @staticmethod
-    def _item_rows(tenant_id: str, job_id: str, items: Sequence[Item]) -> Iterator[tuple[Any, ...]]:
+    def _item_rows(plan: Plan, tenant_id: str, items: Sequence[Item]) -> Iterator[tuple[Any, ...]]:
         for item, tally in zip(items, running_tallies(items), strict=True):
             yield (
                 tenant_id,
-                job_id,
+                plan.job_id,
                 item.ordinal,
                 item.key,
                 item.outcome.value,
@@ -414,6 +440,7 @@ class SQLiteStore(Store):
                 tally.failed,
                 tally.skipped,
                 tally.units,
+                completes_at(plan, item),
             )
 
     def _get_job(self, db: sqlite3.Connection, tenant_id: str, job_id: str) -> JobRecord:
@@ -520,17 +547,21 @@ class SQLiteStore(Store):
         ).fetchall()
         return JobPage([self._record(row) for row in rows], int(total))
 
-    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str], *, at: float
+    ) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start : start + _CHUNK])
             marks = ", ".join("?" * len(chunk))
+            # ``ends_at`` is when the job ends given its events: a cancel or failure before
+            # an item's completion means the item was never indexed.
             rows = self._db.execute(
                 "SELECT DISTINCT i.key FROM items i JOIN jobs j "
                 "ON j.tenant_id = i.tenant_id AND j.job_id = i.job_id "
-                f"WHERE i.tenant_id = ? AND i.key IN ({marks}) AND i.outcome = 'completed' "
-                "AND j.collection = ? AND j.final_status NOT IN ('failed', 'cancelled')",
-                (tenant_id, *chunk, collection),
+                f"WHERE i.tenant_id = ? AND i.key IN ({marks}) AND i.completes_at <= ? "
+                "AND i.completes_at <= j.ends_at AND j.collection = ?",
+                (tenant_id, *chunk, at, collection),
             )
             found.update(row[0] for row in rows)
         return found

@@ -339,6 +339,36 @@ def test_skip_existing_skips_what_the_collection_already_has(api: Api, acme: Ten
     )
 
 
+def test_skip_existing_skips_only_what_an_earlier_job_has_indexed(api: Api, acme: Tenant) -> None:
+    first = index(api, acme, max_files=20)["job_id"]
+    api.clock.advance(7)  # the first job is part-way through its files
+    done_so_far = {
+        f["uri"]
+        for f in job(api, acme, first, files_limit=500)["files"]
+        if f["status"] == "completed"
+    }
+    assert 0 < len(done_so_far) < 20
+    second = index(api, acme, max_files=20)["job_id"]
+    # The first job is cancelled before it finishes: the rest of its files never are indexed.
+    cancelled = api.client.post(f"/v2/jobs/{first}/cancel", headers=acme.captain)
+    assert cancelled.json()["status"] == "cancelled"
+    api.clock.advance(86400)
+    indexed = {
+        f["uri"]
+        for f in job(api, acme, first, files_limit=500)["files"]
+        if f["status"] == "completed"
+    }
+    assert indexed == done_so_far
+    files = job(api, acme, second, files_limit=500)["files"]
+    skipped = {f["uri"] for f in files if f["error_code"] == "already_indexed"}
+    assert skipped == indexed
+    third = index(api, acme, max_files=20)["job_id"]
+    api.clock.advance(86400)
+    files = job(api, acme, third, files_limit=500)["files"]
+    # Now the second job has indexed every file it did not skip.
+    assert {f["error_code"] for f in files} <= {"already_indexed", "unsupported_file_type"}
+
+
 def test_text_snippets_are_numbered_per_collection(api: Api, acme: Tenant) -> None:
     ids = [index(api, acme, "text")["job_id"] for _ in range(2)]
     named = index(api, acme, "text", filename="notes.txt")["job_id"]

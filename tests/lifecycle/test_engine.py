@@ -457,6 +457,20 @@ def test_a_cancel_at_or_after_the_end_changes_nothing(job, data):
 
 @PROPERTY
 @given(scenes())
+def test_an_item_shows_completed_exactly_from_completes_at_until_the_job_stops(scene):
+    plan, items, events, times = scene
+    end, _ = outcome(plan, events)
+    for t in times:
+        state = state_at(plan, events, t)
+        for item in items:
+            done = engine.completes_at(plan, item)
+            indexed = done is not None and done <= min(t, end)
+            shown = item_state(plan, state, item).status is ItemStatus.COMPLETED
+            assert shown == indexed, (item, t)
+
+
+@PROPERTY
+@given(scenes())
 def test_exactly_one_cancel_applies_and_it_changes_how_the_job_ends(scene):
     plan, _, events, _ = scene
     kept: list[Event] = []

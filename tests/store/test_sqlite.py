@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -522,3 +523,41 @@ def test_sqlite_concurrent_cancels_from_processes_apply_once(tmp_path):
             await store.close()
 
     asyncio.run(check())
+
+
+def test_sqlite_a_store_made_before_completes_at_gets_it_from_the_plans(tmp_path):
+    path = tmp_path / "old.db"
+    job = new_job("job-1", 6)
+
+    async def write() -> str:
+        store = await opened(path)
+        tenant = await store.create_tenant("acme", organization_id="org", credits=0.0)
+        await store.create_job(tenant.id, replace(job, collection="docs"))
+        await store.close()
+        return tenant.id
+
+    tenant_id = asyncio.run(write())
+    with sqlite3.connect(path) as conn:
+        expected = conn.execute("SELECT ordinal, completes_at FROM items").fetchall()
+        conn.execute("ALTER TABLE items DROP COLUMN completes_at")  # the schema before
+
+    async def reopen() -> None:
+        store = await opened(path)
+        try:
+            keys = [item.key for item in job.items]
+            done = max(t for _, t in expected)
+            assert await store.indexed_keys(tenant_id, "docs", keys, at=done) == set(keys)
+            assert await store.indexed_keys(tenant_id, "docs", keys, at=T0) == set()
+            # New jobs go on being stored with the column the old file now has.
+            await store.create_job(tenant_id, new_job("job-2", 2))
+        finally:
+            await store.close()
+
+    asyncio.run(reopen())
+    with sqlite3.connect(path) as conn:
+        assert (
+            conn.execute(
+                "SELECT ordinal, completes_at FROM items WHERE job_id = 'job-1'"
+            ).fetchall()
+            == expected
+        )

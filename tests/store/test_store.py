@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from pollable.lifecycle.engine import SYSTEM_ACTOR, state_at
+from pollable.lifecycle.engine import SYSTEM_ACTOR, completes_at, state_at
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.lifecycle.model import Event, EventKind, Item, Outcome, Stage, Status, Tally
 from pollable.lifecycle.planner import Work, plan_job
@@ -718,17 +718,60 @@ async def test_indexed_keys(store):
     _, job = await create(store, acme, collection=c1, scenario="partial", work=partial_work)
     assert job.plan.totals.failed >= 1
     await create(store, acme, work=keyed(("j", None)))  # no collection
-    # A job that has not even started yet will complete: its files count.
+    # A job that has not started yet has indexed nothing, until it does.
     await create(store, acme, collection=c1, created_at=T0 + 1e6, work=keyed(("k", None)))
 
     asked = [*"abcdefghijk", "zz"]
-    assert await store.indexed_keys(acme.id, c1, asked) == {"a", "i", "k"}
+    later = T0 + 1e5
+    assert await store.indexed_keys(acme.id, c1, asked, at=later) == {"a", "i"}
+    assert await store.indexed_keys(acme.id, c1, asked, at=T0 + 2e6) == {"a", "i", "k"}
     completed_partial = {item.key for item in job.items if item.outcome is Outcome.COMPLETED}
-    found = await store.indexed_keys(acme.id, c1, [item.key for item in job.items])
+    found = await store.indexed_keys(acme.id, c1, [item.key for item in job.items], at=later)
     assert found == completed_partial
-    assert await store.indexed_keys(globex.id, c1, asked) == {"g"}
-    assert await store.indexed_keys(acme.id, c1, []) == set()
-    assert await store.indexed_keys(acme.id, unique("collection"), asked) == set()
+    assert await store.indexed_keys(globex.id, c1, asked, at=later) == {"g"}
+    assert await store.indexed_keys(acme.id, c1, [], at=later) == set()
+    assert await store.indexed_keys(acme.id, unique("collection"), asked, at=later) == set()
+    assert await store.indexed_keys(acme.id, c1, asked, at=T0) == set()
+
+
+async def test_a_key_is_indexed_from_the_instant_its_item_completes(store):
+    tenant = await make_tenant(store)
+    collection = unique("collection")
+    keys = [f"s3://bucket/doc-{i}.pdf" for i in range(6)]
+    record, job = await create(
+        store, tenant, collection=collection, work=keyed(*((k, None) for k in keys))
+    )
+    done = [completes_at(job.plan, item) for item in job.items]
+    assert all(d is not None for d in done) and done == sorted(done)
+
+    async def indexed(at: float) -> set[str]:
+        return await store.indexed_keys(tenant.id, collection, keys, at=at)
+
+    for i, moment in enumerate(done):
+        assert moment is not None
+        assert await indexed(math.nextafter(moment, -math.inf)) == set(keys[:i])
+        assert await indexed(moment) == set(keys[: i + 1])
+    # Cancelled between its third and fourth file: the job never indexed the others,
+    # however long one waits (the cancel itself may come in after a later job asked).
+    stop = (done[2] + done[3]) / 2
+    await store.append_event(tenant.id, record.job_id, cancel(stop))
+    assert await indexed(stop) == set(keys[:3])
+    assert await indexed(T0 + 1e9) == set(keys[:3])
+
+
+async def test_a_failed_job_keeps_what_it_completed_before_failing(store):
+    tenant = await make_tenant(store)
+    keys = [f"s3://bucket/doc-{i}.pdf" for i in range(8)]
+    work = keyed(*((k, None) for k in keys))
+    late, early = unique("collection"), unique("collection")
+    await create(store, tenant, collection=late, work=work, scenario="fails_at_finalizing")
+    assert await store.indexed_keys(tenant.id, late, keys, at=T0 + 1e9) == set(keys)
+    _, job = await create(store, tenant, collection=early, work=work, scenario="failed")
+    fails = state_at(job.plan, (), T0 + 1e9)
+    assert fails.status is Status.FAILED and 0 < fails.settled < len(keys)
+    assert await store.indexed_keys(tenant.id, early, keys, at=T0 + 1e9) == set(
+        keys[: fails.settled]
+    )
 
 
 async def test_indexed_keys_with_many_keys(store):
@@ -738,7 +781,7 @@ async def test_indexed_keys_with_many_keys(store):
     await create(store, tenant, collection=collection, work=[Work(key) for key in keys])
     unknown = [f"s3://bucket/other-{i:05d}.pdf" for i in range(600)]
     asked = [key for pair in zip(unknown, keys, strict=False) for key in pair] + keys[600:]
-    assert await store.indexed_keys(tenant.id, collection, asked) == set(keys)
+    assert await store.indexed_keys(tenant.id, collection, asked, at=T0 + 1e9) == set(keys)
 
 
 # -- counters and server-wide values ------------------------------------------------------
