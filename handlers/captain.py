@@ -20,7 +20,7 @@ from pollable.lifecycle.engine import known_tally, outcome, prefix_needed, progr
 from pollable.lifecycle.errors import InvalidInput
 from pollable.lifecycle.model import Event, EventKind, Failure, Stage, Status
 from pollable.lifecycle.planner import Work, plan_job
-from pollable.store.base import Idempotency, IdempotencyMismatch, NewJob
+from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob
 
 from . import captain_presenter as present
 from .api import Call, Handler, Reply
@@ -221,6 +221,16 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     collection = call.params["collection_name"]
     public = _public(body)
     request = {"operation": operation_id, "collection": collection, "body": public}
+    key = call.params.get("idempotency_key")
+    idempotency = Idempotency(key, fingerprint(request)) if key else None
+    if idempotency is not None:
+        # A replay is answered before anything is planned, numbered or stored.
+        try:
+            earlier = await store.idempotent_job(tenant_id, idempotency)
+        except IdempotencyMismatch:
+            raise _key_reused() from None
+        if earlier is not None:
+            return _accepted(earlier)
     tenant = await store.get_tenant(tenant_id)
     texts = [body["content"]] if kind.target == "text" else []
     scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
@@ -254,8 +264,8 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
         if kind.target in ("bucket", "directory", "file")
         else kind.provider,
         "credits": credits,
+        "preference_applied": headers.get("Preference-Applied"),
     }
-    key = call.params.get("idempotency_key")
     try:
         record, _ = await store.create_job(
             tenant_id,
@@ -267,15 +277,27 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
                 collection=collection,
                 attrs=attrs,
                 credits=credits,
-                idempotency=Idempotency(key, fingerprint(request)) if key else None,
+                idempotency=idempotency,
             ),
         )
-    except IdempotencyMismatch:
-        raise InvalidInput(
-            ("header", "idempotency-key"),
-            "This Idempotency-Key was already used with a different request",
-            "idempotency_key_reused",
-        ) from None
+    except IdempotencyMismatch:  # a concurrent first request with another body won
+        raise _key_reused() from None
+    # A concurrent identical first request may have won: answer what it got.
+    return _accepted(record)
+
+
+def _key_reused() -> InvalidInput:
+    return InvalidInput(
+        ("header", "idempotency-key"),
+        "This Idempotency-Key was already used with a different request",
+        "idempotency_key_reused",
+    )
+
+
+def _accepted(record: JobRecord) -> Reply:
+    """The answer to an index request and, word for word, to each of its replays."""
+    applied = record.attrs.get("preference_applied")
+    headers = {"Preference-Applied": applied} if applied else {}
     return Reply(202, {"job_id": record.job_id, "status": "pending"}, headers)
 
 

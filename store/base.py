@@ -154,6 +154,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
+        """The job created with this idempotency key, or None if the key is unused; raises
+        ``IdempotencyMismatch`` if it was used with another fingerprint. Reads only: a
+        replay is answered before anything is planned. ``create_job`` still decides races
+        between first requests."""
+
+    @abc.abstractmethod
     async def get_job(self, tenant_id: str, job_id: str) -> JobRecord:
         """The job with its events. Raises ``NotFound``."""
 

@@ -13,6 +13,7 @@ from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import Event, Item, Plan, Status, Tally, running_tallies
 
 from .base import (
+    Idempotency,
     IdempotencyMismatch,
     JobPage,
     JobRecord,
@@ -108,15 +109,21 @@ class MemoryStore(Store):
         tenant_id = self._s.keys.get((api, key_hash))
         return None if tenant_id is None else self._s.tenants[tenant_id]
 
+    async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
+        seen = self._s.idempotency.get((tenant_id, idempotency.key))
+        if seen is None:
+            return None
+        fingerprint, job_id = seen
+        if fingerprint != idempotency.fingerprint:
+            raise IdempotencyMismatch("idempotency key reused with a different body")
+        return await self.get_job(tenant_id, job_id)
+
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
         tenant = await self.get_tenant(tenant_id)
         if job.idempotency is not None:
-            seen = self._s.idempotency.get((tenant_id, job.idempotency.key))
-            if seen is not None:
-                fingerprint, job_id = seen
-                if fingerprint != job.idempotency.fingerprint:
-                    raise IdempotencyMismatch("idempotency key reused with a different body")
-                return await self.get_job(tenant_id, job_id), False
+            earlier = await self.idempotent_job(tenant_id, job.idempotency)
+            if earlier is not None:
+                return earlier, False
         job_key = (tenant_id, job.plan.job_id)
         if job_key in self._s.jobs:
             raise Conflict("job id already exists")

@@ -40,6 +40,7 @@ from pollable.lifecycle.model import (
 
 from .base import (
     STATUS_SQL,
+    Idempotency,
     IdempotencyMismatch,
     JobPage,
     JobRecord,
@@ -359,19 +360,30 @@ class SQLiteStore(Store):
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
         return await self._write(lambda db: self._create_job(db, tenant_id, job))
 
+    async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
+        return self._idempotent_job(self._db, tenant_id, idempotency)
+
+    def _idempotent_job(
+        self, db: sqlite3.Connection, tenant_id: str, idempotency: Idempotency
+    ) -> JobRecord | None:
+        seen = db.execute(
+            "SELECT fingerprint, job_id FROM idempotency WHERE tenant_id = ? AND key = ?",
+            (tenant_id, idempotency.key),
+        ).fetchone()
+        if seen is None:
+            return None
+        if seen[0] != idempotency.fingerprint:
+            raise IdempotencyMismatch("idempotency key reused with a different body")
+        return self._get_job(db, tenant_id, seen[1])
+
     def _create_job(
         self, db: sqlite3.Connection, tenant_id: str, job: NewJob
     ) -> tuple[JobRecord, bool]:
         plan = job.plan
         if job.idempotency is not None:
-            seen = db.execute(
-                "SELECT fingerprint, job_id FROM idempotency WHERE tenant_id = ? AND key = ?",
-                (tenant_id, job.idempotency.key),
-            ).fetchone()
-            if seen is not None:
-                if seen[0] != job.idempotency.fingerprint:
-                    raise IdempotencyMismatch("idempotency key reused with a different body")
-                return self._get_job(db, tenant_id, seen[1]), False
+            earlier = self._idempotent_job(db, tenant_id, job.idempotency)
+            if earlier is not None:
+                return earlier, False
             db.execute(
                 "INSERT INTO idempotency VALUES (?, ?, ?, ?)",
                 (tenant_id, job.idempotency.key, job.idempotency.fingerprint, plan.job_id),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from pollable.handlers.captain import INDEX_KINDS
+from pollable.handlers.api import Call, Principal, Reply
+from pollable.handlers.captain import INDEX_KINDS, index_handler
 from tests.conftest import Api, Tenant
 
 AWS = {
@@ -287,6 +289,64 @@ def test_idempotency_keys(api: Api, acme: Tenant, globex: Tenant) -> None:
     assert index(api, globex, headers=key)["job_id"] != first["job_id"]
     listed = api.client.get("/v2/jobs", headers=acme.captain).json()
     assert listed["total"] == 1
+
+
+def post_index(
+    api: Api, tenant: Tenant, kind: str, headers: dict[str, str], **changes: Any
+) -> tuple[str, str | None]:
+    response = api.client.post(
+        f"/v2/collections/docs/index/{kind}",
+        headers={**tenant.captain, **headers},
+        json={**BODIES[kind], **changes},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"], response.headers.get("Preference-Applied")
+
+
+def test_an_idempotent_replay_answers_what_the_first_request_got(api: Api, acme: Tenant) -> None:
+    key = {"Idempotency-Key": "replay-1"}
+    first = post_index(api, acme, "s3", {**key, "Prefer": "scenario=slow"})
+    assert first[1] == "scenario=slow"
+    for prefer in ({"Prefer": "scenario=partial"}, {}, {"Prefer": "scenario=slow"}):
+        assert post_index(api, acme, "s3", {**key, **prefer}) == first
+    # A first request without a preference: its replays announce none either.
+    plain = post_index(api, acme, "s3", {"Idempotency-Key": "replay-2"}, max_files=3)
+    assert plain[1] is None
+    replay = post_index(
+        api, acme, "s3", {"Idempotency-Key": "replay-2", "Prefer": "scenario=failed"}, max_files=3
+    )
+    assert replay == plain
+    api.clock.advance(86400)
+    assert job(api, acme, plain[0])["status"] == "completed"
+    assert api.client.get("/v2/jobs", headers=acme.captain).json()["total"] == 2
+
+
+def test_an_idempotent_replay_uses_up_no_snippet_number(api: Api, acme: Tenant) -> None:
+    key = {"Idempotency-Key": "text-1"}
+    first = post_index(api, acme, "text", key)
+    for _ in range(3):
+        assert post_index(api, acme, "text", key) == first
+    second = post_index(api, acme, "text", {})
+    api.clock.advance(86400)
+    names = [job(api, acme, job_id)["files"][0]["uri"] for job_id, _ in (first, second)]
+    assert names == ["snippet-1.txt", "snippet-2.txt"]
+
+
+def test_concurrent_identical_first_requests_make_one_job(api: Api, acme: Tenant) -> None:
+    handler = index_handler("index_text_v2")
+    principal = Principal(acme.tenant.id, acme.name, acme.organization_id, "captain")
+
+    def call(prefer: str) -> Call:
+        params = {"collection_name": "docs", "idempotency_key": "race-1", "prefer": prefer}
+        return Call(params, dict(BODIES["text"]), principal, api.services)
+
+    async def race() -> list[Reply]:
+        calls = [call(f"scenario={name}") for name in ("slow", "partial") * 4]
+        return list(await asyncio.gather(*(handler(c) for c in calls)))
+
+    replies = api.run(race)
+    assert len({(r.status, r.body["job_id"], tuple(r.headers.items())) for r in replies}) == 1
+    assert api.client.get("/v2/jobs", headers=acme.captain).json()["total"] == 1
 
 
 def test_magic_values(api: Api, acme: Tenant) -> None:

@@ -511,6 +511,22 @@ async def test_idempotency_key_with_another_body_is_a_mismatch(store):
     assert await store.create_job(tenant.id, again) == (first, False)
 
 
+async def test_idempotent_job_finds_the_first_job_without_writing(store):
+    tenant = await make_tenant(store, credits=100.0)
+    key = Idempotency(unique("idem"), "fp-1")
+    assert await store.idempotent_job(tenant.id, key) is None
+    assert await store.idempotent_job(tenant.id, key) is None, "asking reserved the key"
+    first, _ = await create(store, tenant, idempotency=key, credits=10.0)
+    assert await store.idempotent_job(tenant.id, key) == first
+    cancelled, _ = await store.append_event(tenant.id, first.job_id, cancel(T0 + 1))
+    assert await store.idempotent_job(tenant.id, key) == cancelled
+    with pytest.raises(IdempotencyMismatch):
+        await store.idempotent_job(tenant.id, Idempotency(key.key, "fp-2"))
+    other = await make_tenant(store)
+    assert await store.idempotent_job(other.id, key) is None
+    assert (await store.list_jobs(tenant.id, api="captain", now=T0, limit=10)).total == 1
+
+
 async def test_idempotency_keys_are_per_tenant(store):
     acme, globex = await make_tenant(store), await make_tenant(store)
     key = unique("idem")
