@@ -18,6 +18,7 @@ from .model import (
     ITEM_STAGES,
     Event,
     EventKind,
+    Failure,
     Item,
     ItemState,
     ItemStatus,
@@ -31,6 +32,16 @@ from .model import (
 )
 
 SYSTEM_ACTOR = "system"
+
+#: How a job ends when items failed and none completed: ``failed``, at the end of
+#: finalizing, with an error, as the upstream reports a job that indexed nothing.
+#: (Completed with failures always means some items completed and some failed.)
+ALL_ITEMS_FAILED = Failure(
+    Stage.FINALIZING,
+    "all_items_failed",
+    "Every item failed: nothing was processed (each item has its own error)",
+    at=1.0,
+)
 
 
 def started_at(plan: Plan) -> float:
@@ -78,8 +89,19 @@ def _point(start: float, length: float, fraction: float) -> float:
     return start + length * fraction
 
 
+def job_failure(plan: Plan) -> Failure | None:
+    """What makes the job fail, if anything: the plan's failure, or ``ALL_ITEMS_FAILED``
+    when items failed and none completed (skipped items are not completed)."""
+    if plan.failure is not None:
+        return plan.failure
+    totals = plan.totals
+    if totals.failed and totals.failed + totals.skipped == plan.n_items:
+        return ALL_ITEMS_FAILED
+    return None
+
+
 def failure_time(plan: Plan) -> float | None:
-    failure = plan.failure
+    failure = job_failure(plan)
     if failure is None:
         return None
     if failure.stage is Stage.SCANNING:
@@ -204,14 +226,14 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
     has_started = now >= start and not math.isinf(start)
     status = final if terminal else (Status.RUNNING if has_started else Status.PENDING)
 
+    failure = job_failure(plan) if status is Status.FAILED else None
     if status is Status.PENDING or (status is Status.CANCELLED and as_of < start):
         stage = None
-    elif status is Status.FAILED and plan.failure is not None:
-        stage = plan.failure.stage
+    elif failure is not None:
+        stage = failure.stage
     else:
         stage = _running_stage(plan, as_of, settled)
 
-    failed_now = status is Status.FAILED and plan.failure is not None
     return JobState(
         as_of=as_of,
         status=status,
@@ -224,8 +246,8 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
         started=started,
         updated_at=end if terminal else _last_change(plan, as_of, settled, started),
         stopped_at=end if terminal and stopped else None,
-        error_code=plan.failure.code if failed_now and plan.failure else None,
-        error_message=plan.failure.message if failed_now and plan.failure else None,
+        error_code=failure.code if failure else None,
+        error_message=failure.message if failure else None,
         expected_end=None if terminal or math.isinf(natural_end(plan)) else natural_end(plan),
     )
 

@@ -195,7 +195,7 @@ class SQLiteStore(Store):
             not_null={"key", "outcome", "units"},
             if_not_exists=True,
         )
-        SQLiteStore._add_completes_at(db)
+        SQLiteStore._upgrade(db)
         db.table("items").create_index(["tenant_id", "key"], if_not_exists=True)
         db.table("idempotency").create(
             {"tenant_id": str, "key": str, "fingerprint": str, "job_id": str},
@@ -210,16 +210,26 @@ class SQLiteStore(Store):
         db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
 
     @staticmethod
-    def _add_completes_at(db: sqlite_utils.Database) -> None:
-        """Stores made before ``completes_at`` existed: add it, computed from each plan."""
+    def _upgrade(db: sqlite_utils.Database) -> None:
+        """Stores made before items had ``completes_at``: add it, computed from each plan,
+        and recompute each job's milestones (a job in which every item failed used to end
+        ``completed_with_failures``; it ends ``failed``)."""
         items = db.table("items")
         if "completes_at" in items.columns_dict:
             return
         items.add_column("completes_at", float)
         conn = db.conn
-        jobs = conn.execute("SELECT tenant_id, job_id, plan FROM jobs").fetchall()
-        for tenant_id, job_id, data in jobs:
+        jobs = conn.execute("SELECT tenant_id, job_id, plan, events FROM jobs").fetchall()
+        for tenant_id, job_id, data, events in jobs:
             plan = plan_from_data(orjson.loads(data))
+            started_at, ends_at, final = milestones(
+                plan, [event_from_data(e) for e in orjson.loads(events)]
+            )
+            conn.execute(
+                "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
+                "WHERE tenant_id = ? AND job_id = ?",
+                (started_at, ends_at, final.value, tenant_id, job_id),
+            )
             ordinals = conn.execute(
                 "SELECT ordinal FROM items "
                 "WHERE tenant_id = ? AND job_id = ? AND outcome = 'completed'",

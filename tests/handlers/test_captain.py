@@ -371,6 +371,26 @@ def test_magic_values(api: Api, acme: Tenant) -> None:
     assert [f["error_code"] for f in failed] == ["file_corrupt"]
 
 
+def test_a_job_whose_only_file_is_corrupt_fails(api: Api, acme: Tenant) -> None:
+    text = index(api, acme, "text", filename="corrupt-notes.txt")["job_id"]
+    urls = index(api, acme, "url", urls=["https://example.com/a-corrupt.pdf"] * 2)["job_id"]
+    api.clock.advance(86400)
+    for job_id in (text, urls):
+        view = job(api, acme, job_id)
+        assert (view["status"], view["error_code"]) == ("failed", "all_items_failed")
+        assert view["error_message"] and view["billing"] is None
+        assert view["result"]["files_indexed"] == 0
+        assert {f["error_code"] for f in view["files"]} == {"file_corrupt"}
+
+
+def test_partial_with_one_file_fails_it(api: Api, acme: Tenant) -> None:
+    one = index(api, acme, "text", scenario="partial")["job_id"]
+    two = index(api, acme, "url", scenario="partial")["job_id"]
+    api.clock.advance(86400)
+    assert job(api, acme, one)["status"] == "failed"
+    assert job(api, acme, two)["status"] == "completed_with_failures"
+
+
 def test_skip_existing_skips_what_the_collection_already_has(api: Api, acme: Tenant) -> None:
     first = index(api, acme, max_files=12)["job_id"]
     api.clock.advance(86400)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from pollable.lifecycle.errors import NotFound
-from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Tally
+from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Status, Tally
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
 from pollable.store.base import Idempotency, NewJob
@@ -528,18 +528,29 @@ def test_sqlite_concurrent_cancels_from_processes_apply_once(tmp_path):
 def test_sqlite_a_store_made_before_completes_at_gets_it_from_the_plans(tmp_path):
     path = tmp_path / "old.db"
     job = new_job("job-1", 6)
+    broken = Work("corrupt.pdf", 1, Outcome.FAILED, None, "file_corrupt", "corrupt")
+    plan, items = plan_job(
+        job_id="all-failed", created_at=T0, scenario=CATALOGUE["happy"], work=[broken], seed="s"
+    )
 
     async def write() -> str:
         store = await opened(path)
         tenant = await store.create_tenant("acme", organization_id="org", credits=0.0)
         await store.create_job(tenant.id, replace(job, collection="docs"))
+        await store.create_job(tenant.id, NewJob("captain", "index", plan, items))
         await store.close()
         return tenant.id
 
     tenant_id = asyncio.run(write())
     with sqlite3.connect(path) as conn:
-        expected = conn.execute("SELECT ordinal, completes_at FROM items").fetchall()
-        conn.execute("ALTER TABLE items DROP COLUMN completes_at")  # the schema before
+        expected = conn.execute(
+            "SELECT ordinal, completes_at FROM items WHERE job_id = 'job-1'"
+        ).fetchall()
+        # The schema before, and what it said of a job in which every item failed.
+        conn.execute("ALTER TABLE items DROP COLUMN completes_at")
+        conn.execute(
+            "UPDATE jobs SET final_status = 'completed_with_failures' WHERE job_id = 'all-failed'"
+        )
 
     async def reopen() -> None:
         store = await opened(path)
@@ -548,6 +559,10 @@ def test_sqlite_a_store_made_before_completes_at_gets_it_from_the_plans(tmp_path
             done = max(t for _, t in expected)
             assert await store.indexed_keys(tenant_id, "docs", keys, at=done) == set(keys)
             assert await store.indexed_keys(tenant_id, "docs", keys, at=T0) == set()
+            failed = await store.list_jobs(
+                tenant_id, api="captain", now=T0 + 1e6, status=Status.FAILED, limit=5
+            )
+            assert [record.job_id for record in failed.jobs] == ["all-failed"]
             # New jobs go on being stored with the column the old file now has.
             await store.create_job(tenant_id, new_job("job-2", 2))
         finally:
