@@ -18,6 +18,7 @@ from .model import (
     ITEM_STAGES,
     Event,
     EventKind,
+    Failure,
     Item,
     ItemState,
     ItemStatus,
@@ -32,6 +33,16 @@ from .model import (
 
 SYSTEM_ACTOR = "system"
 
+#: How a job ends when items failed and none completed: ``failed``, at the end of
+#: finalizing, with an error, as the upstream reports a job that indexed nothing.
+#: (Completed with failures always means some items completed and some failed.)
+ALL_ITEMS_FAILED = Failure(
+    Stage.FINALIZING,
+    "all_items_failed",
+    "Every item failed: nothing was processed (each item has its own error)",
+    at=1.0,
+)
+
 
 def started_at(plan: Plan) -> float:
     return plan.created_at + plan.timing.queue
@@ -44,6 +55,19 @@ def processing_start(plan: Plan) -> float:
 def item_window(plan: Plan, ordinal: int) -> tuple[float, float]:
     start = processing_start(plan) + ordinal * plan.timing.item_gap
     return start, start + plan.timing.item_duration
+
+
+def completes_at(plan: Plan, item: Item) -> float | None:
+    """When ``item`` is done and its content indexed, if the job runs that far: the end of
+    its processing window for an item planned to complete, else None (it never is).
+
+    The job shows the item completed from that instant unless it stopped (cancel or
+    failure) strictly before: the item is indexed iff
+    ``completes_at(plan, item) <= min(now, outcome(plan, events)[0])``.
+    """
+    if item.outcome is not Outcome.COMPLETED:
+        return None
+    return item_window(plan, item.ordinal)[1]
 
 
 def processing_end(plan: Plan) -> float:
@@ -65,8 +89,19 @@ def _point(start: float, length: float, fraction: float) -> float:
     return start + length * fraction
 
 
+def job_failure(plan: Plan) -> Failure | None:
+    """What makes the job fail, if anything: the plan's failure, or ``ALL_ITEMS_FAILED``
+    when items failed and none completed (skipped items are not completed)."""
+    if plan.failure is not None:
+        return plan.failure
+    totals = plan.totals
+    if totals.failed and totals.failed + totals.skipped == plan.n_items:
+        return ALL_ITEMS_FAILED
+    return None
+
+
 def failure_time(plan: Plan) -> float | None:
-    failure = plan.failure
+    failure = job_failure(plan)
     if failure is None:
         return None
     if failure.stage is Stage.SCANNING:
@@ -132,6 +167,20 @@ def outcome(plan: Plan, events: Iterable[Event] = ()) -> tuple[float, Status]:
     return planned_end, Status.COMPLETED
 
 
+def applies(plan: Plan, events: Iterable[Event], event: Event) -> bool:
+    """Whether appending ``event`` to ``events`` changes the job: what a store keeps.
+
+    A cancel applies when the job is not over at the cancel's instant and no cancel has
+    been kept before it. The first cancel kept wins, even against one stamped a moment
+    earlier by a clock slightly behind: a job is cancelled once, by one request.
+    """
+    events = tuple(events)
+    if any(e.kind is EventKind.CANCEL for e in events):
+        return False
+    end, _ = outcome(plan, events)
+    return event.at < end
+
+
 def _running_stage(plan: Plan, t: float, settled: int) -> Stage:
     if t < processing_start(plan):
         return Stage.SCANNING
@@ -185,14 +234,14 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
 
     status = status_from(start, end, final, now)
 
+    failure = job_failure(plan) if status is Status.FAILED else None
     if status is Status.PENDING or (status is Status.CANCELLED and as_of < start):
         stage = None
-    elif status is Status.FAILED and plan.failure is not None:
-        stage = plan.failure.stage
+    elif failure is not None:
+        stage = failure.stage
     else:
         stage = _running_stage(plan, as_of, settled)
 
-    failed_now = status is Status.FAILED and plan.failure is not None
     return JobState(
         as_of=as_of,
         status=status,
@@ -205,8 +254,8 @@ def state_at(plan: Plan, events: Iterable[Event], now: float) -> JobState:
         started=started,
         updated_at=end if terminal else _last_change(plan, as_of, settled, started),
         stopped_at=end if terminal and stopped else None,
-        error_code=plan.failure.code if failed_now and plan.failure else None,
-        error_message=plan.failure.message if failed_now and plan.failure else None,
+        error_code=failure.code if failure else None,
+        error_message=failure.message if failure else None,
         expected_end=None if terminal or math.isinf(natural_end(plan)) else natural_end(plan),
     )
 

@@ -86,12 +86,21 @@ def plan_job(
 
 
 def _choose_failing(rng: random.Random, work: Sequence[Work], rate: float) -> set[int]:
+    """The items the scenario fails, among those the request leaves to it: a share
+    ``rate`` of them, at least one. Below a rate of 1, one item is left to complete
+    whenever the job then still has a failed item, so it ends with both (see
+    ``Scenario.item_failure_rate``)."""
     if rate <= 0:
         return set()
     candidates = [i for i, w in enumerate(work) if w.forced is None]
     failing = {i for i in candidates if rng.random() < rate}
     if not failing and candidates:
         failing.add(candidates[len(candidates) // 2])
+    if rate < 1 and candidates and len(failing) == len(candidates):
+        completes_anyway = any(w.forced is Outcome.COMPLETED for w in work)
+        fails_anyway = any(w.forced is Outcome.FAILED for w in work)
+        if not completes_anyway and (len(candidates) > 1 or fails_anyway):
+            failing.discard(rng.choice(candidates))
     return failing
 
 

@@ -21,10 +21,21 @@ _NORMAL = Timing(queue=1.0, scan=2.0, item_gap=0.5, item_duration=2.0, finalize=
 
 @dataclass(frozen=True)
 class Scenario:
+    """A recipe for what a job will do.
+
+    How a job ends follows from its items, as upstream: ``completed_with_failures`` means
+    some items completed and some failed; a job whose items all failed (none completed)
+    is ``failed``, with the error ``all_items_failed`` (``lifecycle.engine``).
+    """
+
     name: str
     description: str
     timing: Timing = _NORMAL
-    #: Share of items (beyond those a magic value already fails) that fail.
+    #: Share of the items the request leaves to the scenario (those no magic value
+    #: decides) that fail. Positive: at least one fails. Below 1: one is left to complete
+    #: whenever a failure remains, so the job ends ``completed_with_failures`` whenever it
+    #: can; a job whose only such item is its only item that could complete cannot be
+    #: partial: that item fails, and the job with it. 1: every such item fails.
     item_failure_rate: float = 0.0
     failure: Failure | None = None
     #: Fraction of the job's planned run after which the system cancels it.
@@ -81,9 +92,13 @@ def _catalogue() -> dict[str, Scenario]:
             "Like happy, ten times slower.",
             timing=Timing(queue=10.0, scan=20.0, item_gap=5.0, item_duration=20.0, finalize=10.0),
         ),
+        # A single item cannot be partly done. What partial promises above all is that
+        # items fail (clients use it to exercise that path), so the one item fails and,
+        # as upstream, a job in which nothing completed is failed.
         Scenario(
             "partial",
-            "About a third of the items fail (at least one); the job completes with failures.",
+            "About a third of the items fail (at least one, never all), and the job completes "
+            "with failures; a job of a single item cannot: that item fails, and the job fails.",
             item_failure_rate=1 / 3,
         ),
         Scenario(

@@ -235,6 +235,13 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
+        """The job created with this idempotency key, or None if the key is unused; raises
+        ``IdempotencyMismatch`` if it was used with another fingerprint. Reads only: a
+        replay is answered before anything is planned. ``create_job`` still decides races
+        between first requests."""
+
+    @abc.abstractmethod
     async def get_job(self, tenant_id: str, job_id: str) -> JobRecord:
         """The job with its events. Raises ``NotFound``."""
 
@@ -252,9 +259,14 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
-    ) -> JobRecord:
-        """Append an event, atomically with returning ``refund`` credits to the tenant if
-        (and only if) the event changes how the job ends. Raises ``NotFound``."""
+    ) -> tuple[JobRecord, bool]:
+        """Append ``event`` if it applies to the job as stored at that moment
+        (``lifecycle.engine.applies``: a cancel applies while the job is not over and was
+        never cancelled), atomically with returning ``refund`` credits to the tenant.
+
+        Returns the record as it then is and whether the event was appended. The check and
+        the append are one atomic step: of any number of concurrent cancels of a job, from
+        any number of processes, exactly one is kept and refunded. Raises ``NotFound``."""
 
     @abc.abstractmethod
     async def list_jobs(
@@ -271,8 +283,18 @@ class Store(abc.ABC):
         """The tenant's jobs of ``api``, newest first, with the status they have at ``now``."""
 
     @abc.abstractmethod
-    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
-        """Which ``keys`` earlier jobs into ``collection`` completed, or will complete."""
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str], *, at: float
+    ) -> set[str]:
+        """Which ``keys`` the tenant's jobs into ``collection`` had indexed at ``at``.
+
+        A key is indexed from the instant its item completed in such a job
+        (``lifecycle.engine.completes_at``) if the job had not stopped (cancelled, failed)
+        before then: exactly the items the job shows ``completed`` at ``at``. Items a job
+        will complete later are not indexed yet, and never are if it is cancelled first;
+        the upstream checks what the collection holds, not what a job plans. (It checks
+        while the new job scans; pollable asks at its creation, when the plan is made.)
+        """
 
     @abc.abstractmethod
     async def next_sequence(self, tenant_id: str, name: str) -> int:

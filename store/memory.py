@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from pollable.lifecycle.engine import status_from
+from pollable.lifecycle.engine import applies, completes_at, status_from
 from pollable.lifecycle.errors import Conflict, NotFound
-from pollable.lifecycle.model import Event, Item, Outcome, Status, Tally, running_tallies
+from pollable.lifecycle.model import Event, Item, Plan, Status, Tally, running_tallies
 
 from .base import (
+    Idempotency,
     IdempotencyMismatch,
     JobPage,
     JobRecord,
@@ -34,6 +36,8 @@ class _Job:
     ends_at: float
     final: Status
     seq: int
+    #: When each key's item completes (the earliest, if a key repeats), per plan.
+    completes: dict[str, float]
 
 
 @dataclass
@@ -46,6 +50,15 @@ class _State:
     idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     sequences: dict[tuple[str, str], int] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+
+
+def _completions(plan: Plan, items: Sequence[Item]) -> dict[str, float]:
+    completes: dict[str, float] = {}
+    for item in items:
+        done = completes_at(plan, item)
+        if done is not None and done < completes.get(item.key, math.inf):
+            completes[item.key] = done
+    return completes
 
 
 class MemoryStore(Store):
@@ -157,15 +170,21 @@ class MemoryStore(Store):
             self._s.key_records[key_id] = record
         return record
 
+    async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
+        seen = self._s.idempotency.get((tenant_id, idempotency.key))
+        if seen is None:
+            return None
+        fingerprint, job_id = seen
+        if fingerprint != idempotency.fingerprint:
+            raise IdempotencyMismatch("idempotency key reused with a different body")
+        return await self.get_job(tenant_id, job_id)
+
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
         tenant = await self.get_tenant(tenant_id)
         if job.idempotency is not None:
-            seen = self._s.idempotency.get((tenant_id, job.idempotency.key))
-            if seen is not None:
-                fingerprint, job_id = seen
-                if fingerprint != job.idempotency.fingerprint:
-                    raise IdempotencyMismatch("idempotency key reused with a different body")
-                return await self.get_job(tenant_id, job_id), False
+            earlier = await self.idempotent_job(tenant_id, job.idempotency)
+            if earlier is not None:
+                return earlier, False
         job_key = (tenant_id, job.plan.job_id)
         if job_key in self._s.jobs:
             raise Conflict("job id already exists")
@@ -193,6 +212,7 @@ class MemoryStore(Store):
             ends_at,
             final,
             next(self._seq),
+            _completions(job.plan, job.items),
         )
         if job.idempotency is not None:
             self._s.idempotency[(tenant_id, job.idempotency.key)] = (
@@ -224,17 +244,19 @@ class MemoryStore(Store):
 
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
-    ) -> JobRecord:
+    ) -> tuple[JobRecord, bool]:
+        # No await between the check and the append: atomic on the event loop.
         stored = self._job(tenant_id, job_id)
-        before = (stored.ends_at, stored.final)
+        if not applies(stored.record.plan, stored.record.events, event):
+            return stored.record, False
         stored.record = replace(stored.record, events=(*stored.record.events, event))
         stored.started_at, stored.ends_at, stored.final = milestones(
             stored.record.plan, stored.record.events
         )
-        if refund and before != (stored.ends_at, stored.final):
+        if refund:
             tenant = self._s.tenants[tenant_id]
             self._s.tenants[tenant_id] = replace(tenant, credits=tenant.credits + refund)
-        return stored.record
+        return stored.record, True
 
     async def list_jobs(
         self,
@@ -261,17 +283,24 @@ class MemoryStore(Store):
         page = [job.record for job in matching[offset : offset + limit]]
         return JobPage(page, len(matching))
 
-    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str], *, at: float
+    ) -> set[str]:
         wanted = set(keys)
         found: set[str] = set()
         for (owner, _), job in self._s.jobs.items():
             if owner != tenant_id or job.record.collection != collection:
                 continue
-            if job.final in (Status.FAILED, Status.CANCELLED):
-                continue
-            found.update(
-                i.key for i in job.items if i.outcome is Outcome.COMPLETED and i.key in wanted
-            )
+            until = min(at, job.ends_at)
+            if len(job.completes) < len(wanted):
+                found.update(
+                    k for k, done in job.completes.items() if done <= until and k in wanted
+                )
+            else:
+                for key in wanted:
+                    done = job.completes.get(key)
+                    if done is not None and done <= until:
+                        found.add(key)
         return found
 
     async def next_sequence(self, tenant_id: str, name: str) -> int:

@@ -10,11 +10,13 @@ thanks to the running totals stored on each item.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -22,12 +24,14 @@ import orjson
 import sqlite_utils
 
 from pollable.lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
+from pollable.lifecycle.engine import applies, completes_at, item_window
 from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import (
     NO_EXTRA,
     Event,
     Item,
     Outcome,
+    Plan,
     Stage,
     Status,
     Tally,
@@ -36,6 +40,7 @@ from pollable.lifecycle.model import (
 
 from .base import (
     STATUS_SQL,
+    Idempotency,
     IdempotencyMismatch,
     JobPage,
     JobRecord,
@@ -46,6 +51,8 @@ from .base import (
     milestones,
     new_key_id,
 )
+
+log = logging.getLogger("pollable.store")
 
 BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500
@@ -204,11 +211,14 @@ class SQLiteStore(Store):
                 "cum_failed": int,
                 "cum_skipped": int,
                 "cum_units": int,
+                # When the item completes, per plan; NULL for items that never do.
+                "completes_at": float,
             },
             pk=("tenant_id", "job_id", "ordinal"),
             not_null={"key", "outcome", "units"},
             if_not_exists=True,
         )
+        SQLiteStore._upgrade(db)
         db.table("items").create_index(["tenant_id", "key"], if_not_exists=True)
         db.table("idempotency").create(
             {"tenant_id": str, "key": str, "fingerprint": str, "job_id": str},
@@ -221,6 +231,38 @@ class SQLiteStore(Store):
             if_not_exists=True,
         )
         db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
+
+    @staticmethod
+    def _upgrade(db: sqlite_utils.Database) -> None:
+        """Stores made before items had ``completes_at``: add it, computed from each plan,
+        and recompute each job's milestones (a job in which every item failed used to end
+        ``completed_with_failures``; it ends ``failed``)."""
+        items = db.table("items")
+        if "completes_at" in items.columns_dict:
+            return
+        items.add_column("completes_at", float)
+        conn = db.conn
+        jobs = conn.execute("SELECT tenant_id, job_id, plan, events FROM jobs").fetchall()
+        for tenant_id, job_id, data, events in jobs:
+            plan = plan_from_data(orjson.loads(data))
+            started_at, ends_at, final = milestones(
+                plan, [event_from_data(e) for e in orjson.loads(events)]
+            )
+            conn.execute(
+                "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
+                "WHERE tenant_id = ? AND job_id = ?",
+                (started_at, ends_at, final.value, tenant_id, job_id),
+            )
+            ordinals = conn.execute(
+                "SELECT ordinal FROM items "
+                "WHERE tenant_id = ? AND job_id = ? AND outcome = 'completed'",
+                (tenant_id, job_id),
+            ).fetchall()
+            conn.executemany(
+                "UPDATE items SET completes_at = ? "
+                "WHERE tenant_id = ? AND job_id = ? AND ordinal = ?",
+                ((item_window(plan, o)[1], tenant_id, job_id, o) for (o,) in ordinals),
+            )
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -236,11 +278,26 @@ class SQLiteStore(Store):
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = work(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            self._rollback(conn)
             raise
-        conn.execute("COMMIT")
         return result
+
+    @staticmethod
+    def _rollback(conn: sqlite3.Connection) -> None:
+        """Roll back whatever is left of a failed transaction, never masking its error.
+
+        After SQLITE_FULL, SQLITE_IOERR or SQLITE_NOMEM, SQLite may have rolled the
+        transaction back itself; a ROLLBACK then fails, and raised, that failure would
+        replace the error that matters. It is logged as secondary instead.
+        """
+        if not conn.in_transaction:
+            return
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            log.warning("ROLLBACK after a failed write failed too", exc_info=True)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one write transaction, on the writer thread."""
@@ -439,19 +496,30 @@ class SQLiteStore(Store):
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
         return await self._write(lambda db: self._create_job(db, tenant_id, job))
 
+    async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
+        return self._idempotent_job(self._db, tenant_id, idempotency)
+
+    def _idempotent_job(
+        self, db: sqlite3.Connection, tenant_id: str, idempotency: Idempotency
+    ) -> JobRecord | None:
+        seen = db.execute(
+            "SELECT fingerprint, job_id FROM idempotency WHERE tenant_id = ? AND key = ?",
+            (tenant_id, idempotency.key),
+        ).fetchone()
+        if seen is None:
+            return None
+        if seen[0] != idempotency.fingerprint:
+            raise IdempotencyMismatch("idempotency key reused with a different body")
+        return self._get_job(db, tenant_id, seen[1])
+
     def _create_job(
         self, db: sqlite3.Connection, tenant_id: str, job: NewJob
     ) -> tuple[JobRecord, bool]:
         plan = job.plan
         if job.idempotency is not None:
-            seen = db.execute(
-                "SELECT fingerprint, job_id FROM idempotency WHERE tenant_id = ? AND key = ?",
-                (tenant_id, job.idempotency.key),
-            ).fetchone()
-            if seen is not None:
-                if seen[0] != job.idempotency.fingerprint:
-                    raise IdempotencyMismatch("idempotency key reused with a different body")
-                return self._get_job(db, tenant_id, seen[1]), False
+            earlier = self._idempotent_job(db, tenant_id, job.idempotency)
+            if earlier is not None:
+                return earlier, False
             db.execute(
                 "INSERT INTO idempotency VALUES (?, ?, ?, ?)",
                 (tenant_id, job.idempotency.key, job.idempotency.fingerprint, plan.job_id),
@@ -487,8 +555,8 @@ class SQLiteStore(Store):
         except sqlite3.IntegrityError:
             raise Conflict("job id already exists") from None
         db.executemany(
-            "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            self._item_rows(tenant_id, plan.job_id, job.items),
+            "INSERT INTO items VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self._item_rows(plan, tenant_id, job.items),
         )
         record = JobRecord(
             tenant_id,
@@ -504,11 +572,11 @@ class SQLiteStore(Store):
         return record, True
 
     @staticmethod
-    def _item_rows(tenant_id: str, job_id: str, items: Sequence[Item]) -> Iterator[tuple[Any, ...]]:
+    def _item_rows(plan: Plan, tenant_id: str, items: Sequence[Item]) -> Iterator[tuple[Any, ...]]:
         for item, tally in zip(items, running_tallies(items), strict=True):
             yield (
                 tenant_id,
-                job_id,
+                plan.job_id,
                 item.ordinal,
                 item.key,
                 item.outcome.value,
@@ -520,6 +588,7 @@ class SQLiteStore(Store):
                 tally.failed,
                 tally.skipped,
                 tally.units,
+                completes_at(plan, item),
             )
 
     def _get_job(self, db: sqlite3.Connection, tenant_id: str, job_id: str) -> JobRecord:
@@ -568,32 +637,36 @@ class SQLiteStore(Store):
 
     async def append_event(
         self, tenant_id: str, job_id: str, event: Event, *, refund: float = 0.0
-    ) -> JobRecord:
+    ) -> tuple[JobRecord, bool]:
         return await self._write(
             lambda db: self._append_event(db, tenant_id, job_id, event, refund)
         )
 
     def _append_event(
         self, db: sqlite3.Connection, tenant_id: str, job_id: str, event: Event, refund: float
-    ) -> JobRecord:
-        row = db.execute(
-            "UPDATE jobs SET events = json_insert(events, '$[#]', json(?)) "
-            f"WHERE tenant_id = ? AND job_id = ? RETURNING {_JOB_COLUMNS}",
-            (_dumps(event_to_data(event)), tenant_id, job_id),
-        ).fetchone()
-        if row is None:
-            raise NotFound("job not found")
-        record = self._record(row)
-        _, ended_before, final_before = milestones(record.plan, record.events[:-1])
+    ) -> tuple[JobRecord, bool]:
+        # The transaction holds the write lock from its start (BEGIN IMMEDIATE), so no
+        # other connection, in this process or another, can append between check and write.
+        record = self._get_job(db, tenant_id, job_id)
+        if not applies(record.plan, record.events, event):
+            return record, False
+        record = replace(record, events=(*record.events, event))
         started_at, ends_at, final = milestones(record.plan, record.events)
         db.execute(
-            "UPDATE jobs SET started_at = ?, ends_at = ?, final_status = ? "
+            "UPDATE jobs SET events = ?, started_at = ?, ends_at = ?, final_status = ? "
             "WHERE tenant_id = ? AND job_id = ?",
-            (started_at, ends_at, final.value, tenant_id, job_id),
+            (
+                _dumps([event_to_data(e) for e in record.events]),
+                started_at,
+                ends_at,
+                final.value,
+                tenant_id,
+                job_id,
+            ),
         )
-        if refund and (ended_before, final_before) != (ends_at, final):
+        if refund:
             db.execute("UPDATE tenants SET credits = credits + ? WHERE id = ?", (refund, tenant_id))
-        return record
+        return record, True
 
     async def list_jobs(
         self,
@@ -622,17 +695,21 @@ class SQLiteStore(Store):
         ).fetchall()
         return JobPage([self._record(row) for row in rows], int(total))
 
-    async def indexed_keys(self, tenant_id: str, collection: str, keys: Sequence[str]) -> set[str]:
+    async def indexed_keys(
+        self, tenant_id: str, collection: str, keys: Sequence[str], *, at: float
+    ) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(keys), _CHUNK):
             chunk = list(keys[start : start + _CHUNK])
             marks = ", ".join("?" * len(chunk))
+            # ``ends_at`` is when the job ends given its events: a cancel or failure before
+            # an item's completion means the item was never indexed.
             rows = self._db.execute(
                 "SELECT DISTINCT i.key FROM items i JOIN jobs j "
                 "ON j.tenant_id = i.tenant_id AND j.job_id = i.job_id "
-                f"WHERE i.tenant_id = ? AND i.key IN ({marks}) AND i.outcome = 'completed' "
-                "AND j.collection = ? AND j.final_status NOT IN ('failed', 'cancelled')",
-                (tenant_id, *chunk, collection),
+                f"WHERE i.tenant_id = ? AND i.key IN ({marks}) AND i.completes_at <= ? "
+                "AND i.completes_at <= j.ends_at AND j.collection = ?",
+                (tenant_id, *chunk, at, collection),
             )
             found.update(row[0] for row in rows)
         return found

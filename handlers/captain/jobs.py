@@ -19,7 +19,7 @@ from pollable.lifecycle.engine import known_tally, outcome, prefix_needed, progr
 from pollable.lifecycle.errors import InvalidInput
 from pollable.lifecycle.model import Event, EventKind, Failure, Stage, Status
 from pollable.lifecycle.planner import Work, plan_job
-from pollable.store.base import Idempotency, IdempotencyMismatch, NewJob
+from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob
 
 from ..api import Call, Handler, Reply
 from ..common import choose_scenario, fingerprint, load_job, new_id, plan_seed
@@ -138,10 +138,11 @@ async def cancel_job(call: Call) -> Reply:
     record = await load_job(call, job_id)
     now = call.services.now()
     state = state_at(record.plan, record.events, now)
-    changed = not state.status.terminal
-    if changed:
+    changed = False
+    if not state.status.terminal:
+        # The store decides: of concurrent cancels, exactly one changes the job.
         event = Event(EventKind.CANCEL, now, "user")
-        record = await call.services.store.append_event(
+        record, changed = await call.services.store.append_event(
             call.principal.tenant_id, job_id, event, refund=record.attrs.get("credits", 0.0)
         )
         state = state_at(record.plan, record.events, now)
@@ -218,6 +219,16 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     collection = call.params["collection_name"]
     public = _public(body)
     request = {"operation": operation_id, "collection": collection, "body": public}
+    key = call.params.get("idempotency_key")
+    idempotency = Idempotency(key, fingerprint(request)) if key else None
+    if idempotency is not None:
+        # A replay is answered before anything is planned, numbered or stored.
+        try:
+            earlier = await store.idempotent_job(tenant_id, idempotency)
+        except IdempotencyMismatch:
+            raise _key_reused() from None
+        if earlier is not None:
+            return _accepted(earlier)
     tenant = await store.get_tenant(tenant_id)
     texts = [body["content"]] if kind.target == "text" else []
     scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
@@ -228,13 +239,13 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     seed = plan_seed(call, request, scenario)
     entries = await _entries(call, kind, body, collection, f"{call.services.settings.seed}")
     skip = kind.target in ("bucket", "directory") and body.get("skip_existing") is not False
-    indexed = (
-        await store.indexed_keys(tenant_id, collection, [e.uri for e in entries]) if skip else set()
-    )
+    now = call.services.now()
+    uris = [e.uri for e in entries]
+    indexed = await store.indexed_keys(tenant_id, collection, uris, at=now) if skip else set()
     work: list[Work] = [listing.work_for(entry, entry.uri in indexed) for entry in entries]
     plan, items = plan_job(
         job_id=new_id(),
-        created_at=call.services.now(),
+        created_at=now,
         scenario=scenario,
         work=work,
         seed=seed,
@@ -251,8 +262,8 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
         if kind.target in ("bucket", "directory", "file")
         else kind.provider,
         "credits": credits,
+        "preference_applied": headers.get("Preference-Applied"),
     }
-    key = call.params.get("idempotency_key")
     try:
         record, _ = await store.create_job(
             tenant_id,
@@ -264,15 +275,27 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
                 collection=collection,
                 attrs=attrs,
                 credits=credits,
-                idempotency=Idempotency(key, fingerprint(request)) if key else None,
+                idempotency=idempotency,
             ),
         )
-    except IdempotencyMismatch:
-        raise InvalidInput(
-            ("header", "idempotency-key"),
-            "This Idempotency-Key was already used with a different request",
-            "idempotency_key_reused",
-        ) from None
+    except IdempotencyMismatch:  # a concurrent first request with another body won
+        raise _key_reused() from None
+    # A concurrent identical first request may have won: answer what it got.
+    return _accepted(record)
+
+
+def _key_reused() -> InvalidInput:
+    return InvalidInput(
+        ("header", "idempotency-key"),
+        "This Idempotency-Key was already used with a different request",
+        "idempotency_key_reused",
+    )
+
+
+def _accepted(record: JobRecord) -> Reply:
+    """The answer to an index request and, word for word, to each of its replays."""
+    applied = record.attrs.get("preference_applied")
+    headers = {"Preference-Applied": applied} if applied else {}
     return Reply(202, {"job_id": record.job_id, "status": "pending"}, headers)
 
 

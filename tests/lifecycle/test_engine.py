@@ -282,6 +282,11 @@ STUCK_FAILING = replace(
     failure=Failure(Stage.EXTRACTING, "extraction_failed", "down"),
 )
 USER_CANCEL = Event(EventKind.CANCEL, 7.0, "user-ada")
+#: The issue's case: a job whose only item (a corrupt file) failed.
+ONLY_ITEM_FAILED = (
+    Item(0, "corrupt.txt", Outcome.FAILED, 1, Stage.EXTRACTING, "file_corrupt", "x"),
+)
+ALL_FAILED = replace(NO_FINALIZE, n_items=1, totals=Tally.of(ONLY_ITEM_FAILED))
 
 
 # -- properties ---------------------------------------------------------------------------
@@ -455,6 +460,59 @@ def test_a_cancel_at_or_after_the_end_changes_nothing(job, data):
         assert state_at(plan, [event], t) == state_at(plan, [], t)
 
 
+@PROPERTY
+@given(scenes())
+@example((ALL_FAILED, ONLY_ITEM_FAILED, (), [0.0, 0.3, 10.0]))
+def test_completed_with_failures_means_some_completed_and_some_failed(scene):
+    plan, items, events, times = scene
+    for t in times:
+        state = state_at(plan, events, t)
+        counts = item_counts(plan, state, items)
+        if state.status is Status.COMPLETED_WITH_FAILURES:
+            assert counts[ItemStatus.COMPLETED] >= 1 and counts[ItemStatus.FAILED] >= 1
+        if state.status is Status.FAILED:
+            assert state.error_code and state.error_message
+        if state.status.terminal and state.status is not Status.CANCELLED:
+            processed_nothing = counts[ItemStatus.FAILED] and not counts[ItemStatus.COMPLETED]
+            assert state.status is Status.FAILED or not processed_nothing, (
+                f"{state.status.value} with every processed item failed"
+            )
+
+
+@PROPERTY
+@given(scenes())
+def test_an_item_shows_completed_exactly_from_completes_at_until_the_job_stops(scene):
+    plan, items, events, times = scene
+    end, _ = outcome(plan, events)
+    for t in times:
+        state = state_at(plan, events, t)
+        for item in items:
+            done = engine.completes_at(plan, item)
+            indexed = done is not None and done <= min(t, end)
+            shown = item_state(plan, state, item).status is ItemStatus.COMPLETED
+            assert shown == indexed, (item, t)
+
+
+@PROPERTY
+@given(scenes())
+def test_exactly_one_cancel_applies_and_it_changes_how_the_job_ends(scene):
+    plan, _, events, _ = scene
+    kept: list[Event] = []
+    for event in events:
+        before = outcome(plan, kept)
+        if engine.applies(plan, kept, event):
+            kept.append(event)
+            assert outcome(plan, kept) == (event.at, Status.CANCELLED) != before
+        else:
+            assert kept or event.at >= before[0], "a cancel before the end was refused"
+    # The first cancel before the planned end is the one kept, whatever came before it.
+    first = next((e for e in events if e.at < planned_end(plan)), None)
+    assert kept == ([] if first is None else [first])
+    if kept:
+        later = Event(EventKind.CANCEL, kept[0].at - 1, "user-bob")
+        assert not engine.applies(plan, kept, later), "a second cancel applied"
+
+
 failing_jobs = st.one_of(
     catalogue_jobs(FAILING_SCENARIOS), direct_jobs(stuck=False, failure=True, cancel_after=False)
 )
@@ -501,7 +559,13 @@ completing_jobs = st.one_of(
 def test_completed_plans_end_at_natural_end(job, data):
     plan, _ = job
     end = natural_end(plan)
-    expected = Status.COMPLETED_WITH_FAILURES if plan.totals.failed else Status.COMPLETED
+    totals = plan.totals
+    if not totals.failed:
+        expected = Status.COMPLETED
+    elif totals.failed + totals.skipped < plan.n_items:
+        expected = Status.COMPLETED_WITH_FAILURES
+    else:  # items failed and none completed: nothing was processed
+        expected = Status.FAILED
     for t in [*data.draw(st.lists(instants(plan), min_size=1, max_size=4)), end, end + 1e6]:
         state = state_at(plan, [], t)
         if t < end:
@@ -510,7 +574,13 @@ def test_completed_plans_end_at_natural_end(job, data):
             continue
         assert state.status is expected
         assert state.ended_at == state.as_of == end
-        assert state.stopped_at is None and state.error_code is None
+        if expected is Status.FAILED:
+            assert state.stopped_at == end
+            assert (state.error_code, state.error_message) == (
+                engine.ALL_ITEMS_FAILED.code, engine.ALL_ITEMS_FAILED.message,
+            )  # fmt: skip
+        else:
+            assert state.stopped_at is None and state.error_code is None
         assert state.expected_end is None
         assert state.stage is Stage.FINALIZING
         assert state.settled == state.started == plan.n_items
@@ -571,7 +641,12 @@ def test_system_cancel_comes_from_the_plan(job, data):
         assert state.status is Status.CANCELLED
         assert state.cancelled_at == at and state.cancelled_by == SYSTEM_ACTOR
     else:
-        assert state.status in (Status.COMPLETED, Status.COMPLETED_WITH_FAILURES)
+        # Too late: the job ended as its items say (every item failed: failed).
+        ended = Status.FAILED if engine.job_failure(plan) else None
+        assert state.status in (
+            (ended,) if ended else (Status.COMPLETED, Status.COMPLETED_WITH_FAILURES)
+        )
+        assert state.cancelled_at is None
 
 
 # -- worked examples ----------------------------------------------------------------------

@@ -160,6 +160,63 @@ def test_partial_job_completes_with_failures():
     assert state_at(job, [], natural_end(job)).status is Status.COMPLETED_WITH_FAILURES
 
 
+def test_partial_with_a_single_item_fails_it_and_the_job():
+    # One item cannot be partly processed: partial fails it (see the scenario).
+    for i in range(20):
+        job, items = plan("partial", plain_work(1), seed=f"s{i}")
+        assert [item.outcome for item in items] == [Outcome.FAILED]
+        state = state_at(job, [], natural_end(job))
+        assert (state.status, state.error_code) == (Status.FAILED, "all_items_failed")
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 7])
+def test_partial_never_fails_every_item(n):
+    for i in range(100):
+        job, items = plan("partial", plain_work(n), seed=f"s{i}")
+        outcomes = {item.outcome for item in items}
+        assert outcomes == {Outcome.COMPLETED, Outcome.FAILED}, f"seed s{i}"
+        assert state_at(job, [], natural_end(job)).status is Status.COMPLETED_WITH_FAILURES
+
+
+def test_partial_beside_a_file_that_fails_anyway_completes_the_other():
+    corrupt = Work("corrupt.pdf", 1, Outcome.FAILED, None, "file_corrupt", "corrupt")
+    for i in range(20):
+        job, items = plan("partial", [corrupt, *plain_work(1)], seed=f"s{i}")
+        assert [item.outcome for item in items] == [Outcome.FAILED, Outcome.COMPLETED]
+        assert state_at(job, [], natural_end(job)).status is Status.COMPLETED_WITH_FAILURES
+
+
+forced_outcomes = st.sampled_from([None, None, Outcome.COMPLETED, Outcome.FAILED, Outcome.SKIPPED])
+
+
+@PROPERTY
+@given(st.lists(forced_outcomes, max_size=12), st.text(max_size=6))
+def test_partial_ends_partial_whenever_the_request_allows(forced, seed):
+    work = [Work(f"f{i}.pdf", 1, outcome) for i, outcome in enumerate(forced)]
+    job, items = plan("partial", work, seed=seed)
+    free = forced.count(None)
+    can_complete = free + forced.count(Outcome.COMPLETED)
+    can_fail = free + forced.count(Outcome.FAILED)
+    status = state_at(job, [], natural_end(job)).status
+    if not free:
+        return  # the request decided every item: nothing for the scenario to do
+    assert any(item.outcome is Outcome.FAILED for item in items), "partial failed nothing"
+    if can_complete >= 2 or can_fail >= 2:
+        assert status is Status.COMPLETED_WITH_FAILURES
+    else:  # its one free item is the only one that could complete or fail
+        assert status is Status.FAILED
+
+
+def test_a_failure_rate_of_one_fails_every_item_and_the_job():
+    scenario = Scenario("all_fail", "every item fails", item_failure_rate=1.0)
+    job, items = plan_job(
+        job_id="j", created_at=CREATED, scenario=scenario, work=plain_work(3), seed="s"
+    )
+    assert {item.outcome for item in items} == {Outcome.FAILED}
+    state = state_at(job, [], natural_end(job))
+    assert (state.status, state.error_code) == (Status.FAILED, "all_items_failed")
+
+
 FORCED = [
     Work("ok.pdf", 3, Outcome.COMPLETED),
     Work("bad.pdf", 4, Outcome.FAILED, None, "file_corrupt", "corrupt"),

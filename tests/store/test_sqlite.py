@@ -11,10 +11,15 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Tally
+import pytest
+
+from pollable.lifecycle.errors import NotFound
+from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Status, Tally
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
 from pollable.store.base import Idempotency, NewJob
@@ -132,7 +137,8 @@ def test_sqlite_data_survives_close_and_reopen(tmp_path):
         job = NewJob("captain", "index", plan, items, "docs", {"x": [1, 2]}, 4.0,
                      Idempotency("idem-1", "fp"))  # fmt: skip
         await store.create_job(tenant.id, job)
-        record = await store.append_event(tenant.id, "job-1", event, refund=1.0)
+        record, applied = await store.append_event(tenant.id, "job-1", event, refund=1.0)
+        assert applied
         assert await store.next_sequence(tenant.id, "upload") == 1
         assert await store.meta("instance", "first") == "first"
         await store.close()
@@ -362,3 +368,211 @@ def test_sqlite_a_job_with_100000_items(tmp_path):
             await store.close()
 
     asyncio.run(run())
+
+
+def test_sqlite_full_raises_the_real_error_and_the_store_recovers(tmp_path):
+    # SQLITE_FULL makes SQLite roll the transaction back by itself, so the store's own
+    # ROLLBACK then fails ("no transaction is active"); that must not replace the real error.
+    work = [Work(f"s3://bucket/{'x' * 200}-{i:05d}.pdf", 1) for i in range(2_000)]
+    plan, items = plan_job(
+        job_id="big", created_at=T0, scenario=CATALOGUE["happy"], work=work, seed="big"
+    )
+
+    async def run() -> None:
+        store = await opened(tmp_path / "full.db")
+        try:
+            tenant = await store.create_tenant("acme", organization_id="org", credits=5.0)
+            writer = store._writer
+            assert writer is not None
+            pages = writer.execute("PRAGMA page_count").fetchone()[0]
+            writer.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is "full"
+            job = NewJob("captain", "index", plan, items, credits=1.0)
+            with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+                await store.create_job(tenant.id, job)
+            # Nothing of the failed write is kept, and reads go on.
+            assert (await store.get_tenant(tenant.id)).credits == 5.0
+            with pytest.raises(NotFound):
+                await store.get_job(tenant.id, "big")
+            # Once there is room again, writes go on as well.
+            writer.execute("PRAGMA max_page_count = 1073741823")
+            record, created = await store.create_job(tenant.id, job)
+            assert created and record.credits_remaining == 4.0
+            assert await store.items(tenant.id, "big", after=1_990, limit=20) == list(items[1_991:])
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+class _RollbackFails:
+    """The writer connection, except that ROLLBACK fails (as after an I/O error)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.conn.in_transaction
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "ROLLBACK":
+            self.conn.execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        return self.conn.execute(sql, *args)
+
+
+def test_sqlite_a_failing_rollback_is_logged_and_the_real_error_raised(
+    tmp_path, caplog, monkeypatch
+):
+    class Boom(Exception):
+        pass
+
+    def work(db: Any) -> None:
+        db.execute("UPDATE tenants SET credits = 0")
+        raise Boom("the real error")
+
+    async def run() -> None:
+        store = await opened(tmp_path / "s.db")
+        try:
+            tenant = await store.create_tenant("acme", organization_id="org", credits=5.0)
+            with monkeypatch.context() as patch:
+                patch.setattr(store, "_writer", _RollbackFails(store._writer))
+                with pytest.raises(Boom, match="the real error"):
+                    await store._write(work)
+            assert (await store.get_tenant(tenant.id)).credits == 5.0
+            await store.set_default_scenario(tenant.id, "slow")
+        finally:
+            await store.close()
+
+    with caplog.at_level("WARNING", logger="pollable.store"):
+        asyncio.run(run())
+    [record] = [r for r in caplog.records if r.name == "pollable.store"]
+    assert record.levelname == "WARNING" and "disk I/O error" in record.exc_text
+
+
+_CANCEL_WORKER = """
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pollable.lifecycle.model import Event, EventKind
+from pollable.store.sqlite import SQLiteStore
+
+async def main(path, tenant_id, job_id, name, start):
+    store = SQLiteStore(path)
+    await store.open()
+    time.sleep(max(0.0, float(start) - time.time()))  # all processes race from one instant
+    applied = []
+    for i in range(10):
+        event = Event(EventKind.CANCEL, 1_700_000_002.0 + (i * 7 % 10) / 100, name)
+        _, ok = await store.append_event(tenant_id, job_id, event, refund=30.0)
+        applied.append(ok)
+    await store.close()
+    print(json.dumps(applied))
+
+asyncio.run(main(*sys.argv[2:]))
+"""
+
+
+def test_sqlite_concurrent_cancels_from_processes_apply_once(tmp_path):
+    path = tmp_path / "shared.db"
+
+    async def setup() -> str:
+        store = await opened(path)
+        tenant = await store.create_tenant("acme", organization_id="org", credits=100.0)
+        await store.create_job(tenant.id, new_job("job-1", 8, credits=30.0))
+        await store.close()
+        return tenant.id
+
+    tenant_id = asyncio.run(setup())
+    start = str(time.time() + 1.5)
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _CANCEL_WORKER,
+                str(ROOT),
+                path,
+                tenant_id,
+                "job-1",
+                name,
+                start,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for name in ("p", "q", "r", "s")
+    ]
+    applied = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        applied.extend(json.loads(out))
+    assert applied.count(True) == 1, "exactly one cancel changes the job"
+
+    async def check() -> None:
+        store = await opened(path)
+        try:
+            record = await store.get_job(tenant_id, "job-1")
+            assert len(record.events) == 1
+            assert (await store.get_tenant(tenant_id)).credits == 100.0
+        finally:
+            await store.close()
+
+    asyncio.run(check())
+
+
+def test_sqlite_a_store_made_before_completes_at_gets_it_from_the_plans(tmp_path):
+    path = tmp_path / "old.db"
+    job = new_job("job-1", 6)
+    broken = Work("corrupt.pdf", 1, Outcome.FAILED, None, "file_corrupt", "corrupt")
+    plan, items = plan_job(
+        job_id="all-failed", created_at=T0, scenario=CATALOGUE["happy"], work=[broken], seed="s"
+    )
+
+    async def write() -> str:
+        store = await opened(path)
+        tenant = await store.create_tenant("acme", organization_id="org", credits=0.0)
+        await store.create_job(tenant.id, replace(job, collection="docs"))
+        await store.create_job(tenant.id, NewJob("captain", "index", plan, items))
+        await store.close()
+        return tenant.id
+
+    tenant_id = asyncio.run(write())
+    with sqlite3.connect(path) as conn:
+        expected = conn.execute(
+            "SELECT ordinal, completes_at FROM items WHERE job_id = 'job-1'"
+        ).fetchall()
+        # The schema before, and what it said of a job in which every item failed.
+        conn.execute("ALTER TABLE items DROP COLUMN completes_at")
+        conn.execute(
+            "UPDATE jobs SET final_status = 'completed_with_failures' WHERE job_id = 'all-failed'"
+        )
+
+    async def reopen() -> None:
+        store = await opened(path)
+        try:
+            keys = [item.key for item in job.items]
+            done = max(t for _, t in expected)
+            assert await store.indexed_keys(tenant_id, "docs", keys, at=done) == set(keys)
+            assert await store.indexed_keys(tenant_id, "docs", keys, at=T0) == set()
+            failed = await store.list_jobs(
+                tenant_id, api="captain", now=T0 + 1e6, status=Status.FAILED, limit=5
+            )
+            assert [record.job_id for record in failed.jobs] == ["all-failed"]
+            # New jobs go on being stored with the column the old file now has.
+            await store.create_job(tenant_id, new_job("job-2", 2))
+        finally:
+            await store.close()
+
+    asyncio.run(reopen())
+    with sqlite3.connect(path) as conn:
+        assert (
+            conn.execute(
+                "SELECT ordinal, completes_at FROM items WHERE job_id = 'job-1'"
+            ).fetchall()
+            == expected
+        )

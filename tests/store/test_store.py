@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from pollable.lifecycle.engine import SYSTEM_ACTOR, state_at
+from pollable.lifecycle.engine import SYSTEM_ACTOR, completes_at, state_at
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.lifecycle.model import Event, EventKind, Item, Outcome, Stage, Status, Tally
 from pollable.lifecycle.planner import Work, plan_job
@@ -366,7 +366,8 @@ async def test_append_cancel_event(store):
     tenant = await make_tenant(store)
     record, job = await create(store, tenant, n=4)
     event = cancel(T0 + 0.123456789, "user-ada")
-    updated = await store.append_event(tenant.id, record.job_id, event)
+    updated, applied = await store.append_event(tenant.id, record.job_id, event)
+    assert applied is True
     assert updated.events == (event,)
     assert updated.plan == job.plan and updated.serial_base == record.serial_base
     assert await store.get_job(tenant.id, record.job_id) == updated
@@ -376,14 +377,30 @@ async def test_append_cancel_event(store):
     )  # fmt: skip
 
 
-async def test_events_are_kept_in_order(store):
+async def test_only_the_first_cancel_is_kept(store):
     tenant = await make_tenant(store)
     record, _ = await create(store, tenant)
-    events = [cancel(T0 + 5, "user-bob"), cancel(T0 + 2, "user-ada"), cancel(T0 + 9, "ops")]
-    for i, event in enumerate(events):
-        updated = await store.append_event(tenant.id, record.job_id, event)
-        assert updated.events == tuple(events[: i + 1])
-    assert (await store.get_job(tenant.id, record.job_id)).events == tuple(events)
+    first = cancel(T0 + 5, "user-bob")
+    assert await store.append_event(tenant.id, record.job_id, first) == (
+        await store.get_job(tenant.id, record.job_id),
+        True,
+    )
+    # Later or earlier (a clock a little behind), a second cancel changes nothing.
+    for event in (cancel(T0 + 2, "user-ada"), cancel(T0 + 9, "ops"), cancel(T0 + 5)):
+        updated, applied = await store.append_event(tenant.id, record.job_id, event)
+        assert applied is False
+        assert updated.events == (first,)
+    assert (await store.get_job(tenant.id, record.job_id)).events == (first,)
+
+
+async def test_a_cancel_after_the_job_ended_is_not_kept(store):
+    tenant = await make_tenant(store)
+    record, _ = await create(store, tenant)
+    end = state_at(record.plan, (), T0 + 1e6).ended_at
+    assert end is not None
+    for at in (end, end + 1):
+        updated, applied = await store.append_event(tenant.id, record.job_id, cancel(at))
+        assert (applied, updated) == (False, record)
 
 
 async def test_credits_are_reserved_when_a_job_is_created(store):
@@ -432,12 +449,12 @@ async def test_refund_only_when_the_event_changes_how_the_job_ends(store):
     # A cancel before the end does change it.
     await store.append_event(tenant.id, job_id, cancel(T0 + 2), refund=30.0)
     assert await credits() == 100.0
-    # A second, later cancel changes nothing; an earlier one changes the end again.
+    # A second cancel, later or earlier, changes nothing and refunds nothing.
     await store.append_event(tenant.id, job_id, cancel(T0 + 3), refund=30.0)
     assert await credits() == 100.0
-    updated = await store.append_event(tenant.id, job_id, cancel(T0 + 1), refund=5.0)
-    assert await credits() == 105.0
-    assert len(updated.events) == 4, "every event is kept, refunded or not"
+    updated, applied = await store.append_event(tenant.id, job_id, cancel(T0 + 1), refund=5.0)
+    assert applied is False and await credits() == 100.0
+    assert updated.events == (cancel(T0 + 2),)
 
 
 async def test_refund_for_a_job_the_system_cancels_anyway(store):
@@ -472,7 +489,7 @@ async def test_idempotent_replay_shows_the_job_as_it_is_now(store):
     tenant = await make_tenant(store)
     key = Idempotency(unique("idem"), "fingerprint-1")
     first, _ = await create(store, tenant, idempotency=key)
-    cancelled = await store.append_event(tenant.id, first.job_id, cancel(T0 + 1))
+    cancelled, _ = await store.append_event(tenant.id, first.job_id, cancel(T0 + 1))
     record, created = await store.create_job(tenant.id, new_job(idempotency=key))
     assert created is False
     assert record == cancelled
@@ -492,6 +509,22 @@ async def test_idempotency_key_with_another_body_is_a_mismatch(store):
     assert (await store.list_jobs(tenant.id, api="captain", now=T0, limit=10)).total == 1
     again = new_job(idempotency=Idempotency(key, "fp-1"))
     assert await store.create_job(tenant.id, again) == (first, False)
+
+
+async def test_idempotent_job_finds_the_first_job_without_writing(store):
+    tenant = await make_tenant(store, credits=100.0)
+    key = Idempotency(unique("idem"), "fp-1")
+    assert await store.idempotent_job(tenant.id, key) is None
+    assert await store.idempotent_job(tenant.id, key) is None, "asking reserved the key"
+    first, _ = await create(store, tenant, idempotency=key, credits=10.0)
+    assert await store.idempotent_job(tenant.id, key) == first
+    cancelled, _ = await store.append_event(tenant.id, first.job_id, cancel(T0 + 1))
+    assert await store.idempotent_job(tenant.id, key) == cancelled
+    with pytest.raises(IdempotencyMismatch):
+        await store.idempotent_job(tenant.id, Idempotency(key.key, "fp-2"))
+    other = await make_tenant(store)
+    assert await store.idempotent_job(other.id, key) is None
+    assert (await store.list_jobs(tenant.id, api="captain", now=T0, limit=10)).total == 1
 
 
 async def test_idempotency_keys_are_per_tenant(store):
@@ -539,6 +572,27 @@ async def test_concurrent_writes_lose_and_duplicate_nothing(store):
     assert remaining == [float(c) for c in range(75, 100)]
 
 
+async def test_concurrent_cancels_apply_once_and_refund_once(store):
+    tenant = await make_tenant(store, credits=100.0)
+    record, _ = await create(store, tenant, credits=30.0, n=8)
+    # Racing requests stamp slightly different instants, in no particular order.
+    instants = [T0 + 2 + (i * 7 % 20) / 100 for i in range(20)]
+    results = await asyncio.gather(
+        *(
+            store.append_event(tenant.id, record.job_id, cancel(at, f"user-{i}"), refund=30.0)
+            for i, at in enumerate(instants)
+        )
+    )
+    winners = [updated.events[0] for updated, applied in results if applied]
+    assert len(winners) == 1, "exactly one cancel changes the job"
+    stored = await store.get_job(tenant.id, record.job_id)
+    assert stored.events == tuple(winners)
+    assert all(updated.events == stored.events for updated, _ in results)
+    assert (await store.get_tenant(tenant.id)).credits == 100.0
+    ended = state_at(stored.plan, stored.events, T0 + 1e6)
+    assert (ended.status, ended.cancelled_at) == (Status.CANCELLED, winners[0].at)
+
+
 # -- listing ------------------------------------------------------------------------------
 
 
@@ -564,7 +618,7 @@ async def test_list_jobs_newest_first_with_paging(store):
 async def test_list_jobs_returns_full_records(store):
     tenant = await make_tenant(store)
     record, _ = await create(store, tenant, collection="c", attrs={"a": 1}, credits=1.0)
-    updated = await store.append_event(tenant.id, record.job_id, cancel(T0 + 1))
+    updated, _ = await store.append_event(tenant.id, record.job_id, cancel(T0 + 1))
     page = await store.list_jobs(tenant.id, api="captain", now=T0 + 5, limit=10)
     assert page.jobs == [updated]
 
@@ -613,7 +667,9 @@ async def test_list_jobs_status_filter_agrees_with_state_at(store):
         # Three plain items: "happy" completes without failures, "partial" with some.
         record, _ = await create(store, tenant, scenario=scenario, created_at=T0 + offset, n=3)
         if cancel_offset is not None:
-            record = await store.append_event(tenant.id, record.job_id, cancel(T0 + cancel_offset))
+            record, _ = await store.append_event(
+                tenant.id, record.job_id, cancel(T0 + cancel_offset)
+            )
         records.append(record)
     newest_first = sorted(records, key=lambda r: r.plan.created_at, reverse=True)
 
@@ -678,17 +734,60 @@ async def test_indexed_keys(store):
     _, job = await create(store, acme, collection=c1, scenario="partial", work=partial_work)
     assert job.plan.totals.failed >= 1
     await create(store, acme, work=keyed(("j", None)))  # no collection
-    # A job that has not even started yet will complete: its files count.
+    # A job that has not started yet has indexed nothing, until it does.
     await create(store, acme, collection=c1, created_at=T0 + 1e6, work=keyed(("k", None)))
 
     asked = [*"abcdefghijk", "zz"]
-    assert await store.indexed_keys(acme.id, c1, asked) == {"a", "i", "k"}
+    later = T0 + 1e5
+    assert await store.indexed_keys(acme.id, c1, asked, at=later) == {"a", "i"}
+    assert await store.indexed_keys(acme.id, c1, asked, at=T0 + 2e6) == {"a", "i", "k"}
     completed_partial = {item.key for item in job.items if item.outcome is Outcome.COMPLETED}
-    found = await store.indexed_keys(acme.id, c1, [item.key for item in job.items])
+    found = await store.indexed_keys(acme.id, c1, [item.key for item in job.items], at=later)
     assert found == completed_partial
-    assert await store.indexed_keys(globex.id, c1, asked) == {"g"}
-    assert await store.indexed_keys(acme.id, c1, []) == set()
-    assert await store.indexed_keys(acme.id, unique("collection"), asked) == set()
+    assert await store.indexed_keys(globex.id, c1, asked, at=later) == {"g"}
+    assert await store.indexed_keys(acme.id, c1, [], at=later) == set()
+    assert await store.indexed_keys(acme.id, unique("collection"), asked, at=later) == set()
+    assert await store.indexed_keys(acme.id, c1, asked, at=T0) == set()
+
+
+async def test_a_key_is_indexed_from_the_instant_its_item_completes(store):
+    tenant = await make_tenant(store)
+    collection = unique("collection")
+    keys = [f"s3://bucket/doc-{i}.pdf" for i in range(6)]
+    record, job = await create(
+        store, tenant, collection=collection, work=keyed(*((k, None) for k in keys))
+    )
+    done = [completes_at(job.plan, item) for item in job.items]
+    assert all(d is not None for d in done) and done == sorted(done)
+
+    async def indexed(at: float) -> set[str]:
+        return await store.indexed_keys(tenant.id, collection, keys, at=at)
+
+    for i, moment in enumerate(done):
+        assert moment is not None
+        assert await indexed(math.nextafter(moment, -math.inf)) == set(keys[:i])
+        assert await indexed(moment) == set(keys[: i + 1])
+    # Cancelled between its third and fourth file: the job never indexed the others,
+    # however long one waits (the cancel itself may come in after a later job asked).
+    stop = (done[2] + done[3]) / 2
+    await store.append_event(tenant.id, record.job_id, cancel(stop))
+    assert await indexed(stop) == set(keys[:3])
+    assert await indexed(T0 + 1e9) == set(keys[:3])
+
+
+async def test_a_failed_job_keeps_what_it_completed_before_failing(store):
+    tenant = await make_tenant(store)
+    keys = [f"s3://bucket/doc-{i}.pdf" for i in range(8)]
+    work = keyed(*((k, None) for k in keys))
+    late, early = unique("collection"), unique("collection")
+    await create(store, tenant, collection=late, work=work, scenario="fails_at_finalizing")
+    assert await store.indexed_keys(tenant.id, late, keys, at=T0 + 1e9) == set(keys)
+    _, job = await create(store, tenant, collection=early, work=work, scenario="failed")
+    fails = state_at(job.plan, (), T0 + 1e9)
+    assert fails.status is Status.FAILED and 0 < fails.settled < len(keys)
+    assert await store.indexed_keys(tenant.id, early, keys, at=T0 + 1e9) == set(
+        keys[: fails.settled]
+    )
 
 
 async def test_indexed_keys_with_many_keys(store):
@@ -698,7 +797,7 @@ async def test_indexed_keys_with_many_keys(store):
     await create(store, tenant, collection=collection, work=[Work(key) for key in keys])
     unknown = [f"s3://bucket/other-{i:05d}.pdf" for i in range(600)]
     asked = [key for pair in zip(unknown, keys, strict=False) for key in pair] + keys[600:]
-    assert await store.indexed_keys(tenant.id, collection, asked) == set(keys)
+    assert await store.indexed_keys(tenant.id, collection, asked, at=T0 + 1e9) == set(keys)
 
 
 # -- counters and server-wide values ------------------------------------------------------

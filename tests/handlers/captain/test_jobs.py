@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 
-from pollable.handlers.captain.jobs import INDEX_KINDS
+from pollable.handlers.api import Call, Principal, Reply
+from pollable.handlers.captain.jobs import INDEX_KINDS, index_handler
 from tests.conftest import Api, Tenant
 
 AWS = {
@@ -289,6 +291,64 @@ def test_idempotency_keys(api: Api, acme: Tenant, globex: Tenant) -> None:
     assert listed["total"] == 1
 
 
+def post_index(
+    api: Api, tenant: Tenant, kind: str, headers: dict[str, str], **changes: Any
+) -> tuple[str, str | None]:
+    response = api.client.post(
+        f"/v2/collections/docs/index/{kind}",
+        headers={**tenant.captain, **headers},
+        json={**BODIES[kind], **changes},
+    )
+    assert response.status_code == 202, response.text
+    return response.json()["job_id"], response.headers.get("Preference-Applied")
+
+
+def test_an_idempotent_replay_answers_what_the_first_request_got(api: Api, acme: Tenant) -> None:
+    key = {"Idempotency-Key": "replay-1"}
+    first = post_index(api, acme, "s3", {**key, "Prefer": "scenario=slow"})
+    assert first[1] == "scenario=slow"
+    for prefer in ({"Prefer": "scenario=partial"}, {}, {"Prefer": "scenario=slow"}):
+        assert post_index(api, acme, "s3", {**key, **prefer}) == first
+    # A first request without a preference: its replays announce none either.
+    plain = post_index(api, acme, "s3", {"Idempotency-Key": "replay-2"}, max_files=3)
+    assert plain[1] is None
+    replay = post_index(
+        api, acme, "s3", {"Idempotency-Key": "replay-2", "Prefer": "scenario=failed"}, max_files=3
+    )
+    assert replay == plain
+    api.clock.advance(86400)
+    assert job(api, acme, plain[0])["status"] == "completed"
+    assert api.client.get("/v2/jobs", headers=acme.captain).json()["total"] == 2
+
+
+def test_an_idempotent_replay_uses_up_no_snippet_number(api: Api, acme: Tenant) -> None:
+    key = {"Idempotency-Key": "text-1"}
+    first = post_index(api, acme, "text", key)
+    for _ in range(3):
+        assert post_index(api, acme, "text", key) == first
+    second = post_index(api, acme, "text", {})
+    api.clock.advance(86400)
+    names = [job(api, acme, job_id)["files"][0]["uri"] for job_id, _ in (first, second)]
+    assert names == ["snippet-1.txt", "snippet-2.txt"]
+
+
+def test_concurrent_identical_first_requests_make_one_job(api: Api, acme: Tenant) -> None:
+    handler = index_handler("index_text_v2")
+    principal = Principal(acme.tenant.id, acme.name, acme.organization_id, "captain")
+
+    def call(prefer: str) -> Call:
+        params = {"collection_name": "docs", "idempotency_key": "race-1", "prefer": prefer}
+        return Call(params, dict(BODIES["text"]), principal, api.services)
+
+    async def race() -> list[Reply]:
+        calls = [call(f"scenario={name}") for name in ("slow", "partial") * 4]
+        return list(await asyncio.gather(*(handler(c) for c in calls)))
+
+    replies = api.run(race)
+    assert len({(r.status, r.body["job_id"], tuple(r.headers.items())) for r in replies}) == 1
+    assert api.client.get("/v2/jobs", headers=acme.captain).json()["total"] == 1
+
+
 def test_magic_values(api: Api, acme: Tenant) -> None:
     denied = index(api, acme, bucket_name="secret-denied")["job_id"]
     corrupt = index(
@@ -309,6 +369,26 @@ def test_magic_values(api: Api, acme: Tenant) -> None:
     assert c["status"] == "completed_with_failures"
     failed = [f for f in c["files"] if f["status"] == "failed"]
     assert [f["error_code"] for f in failed] == ["file_corrupt"]
+
+
+def test_a_job_whose_only_file_is_corrupt_fails(api: Api, acme: Tenant) -> None:
+    text = index(api, acme, "text", filename="corrupt-notes.txt")["job_id"]
+    urls = index(api, acme, "url", urls=["https://example.com/a-corrupt.pdf"] * 2)["job_id"]
+    api.clock.advance(86400)
+    for job_id in (text, urls):
+        view = job(api, acme, job_id)
+        assert (view["status"], view["error_code"]) == ("failed", "all_items_failed")
+        assert view["error_message"] and view["billing"] is None
+        assert view["result"]["files_indexed"] == 0
+        assert {f["error_code"] for f in view["files"]} == {"file_corrupt"}
+
+
+def test_partial_with_one_file_fails_it(api: Api, acme: Tenant) -> None:
+    one = index(api, acme, "text", scenario="partial")["job_id"]
+    two = index(api, acme, "url", scenario="partial")["job_id"]
+    api.clock.advance(86400)
+    assert job(api, acme, one)["status"] == "failed"
+    assert job(api, acme, two)["status"] == "completed_with_failures"
 
 
 def test_skip_existing_skips_what_the_collection_already_has(api: Api, acme: Tenant) -> None:
@@ -337,6 +417,36 @@ def test_skip_existing_skips_what_the_collection_already_has(api: Api, acme: Ten
         f["error_code"] == "already_indexed"
         for f in job(api, acme, elsewhere, files_limit=500)["files"]
     )
+
+
+def test_skip_existing_skips_only_what_an_earlier_job_has_indexed(api: Api, acme: Tenant) -> None:
+    first = index(api, acme, max_files=20)["job_id"]
+    api.clock.advance(7)  # the first job is part-way through its files
+    done_so_far = {
+        f["uri"]
+        for f in job(api, acme, first, files_limit=500)["files"]
+        if f["status"] == "completed"
+    }
+    assert 0 < len(done_so_far) < 20
+    second = index(api, acme, max_files=20)["job_id"]
+    # The first job is cancelled before it finishes: the rest of its files never are indexed.
+    cancelled = api.client.post(f"/v2/jobs/{first}/cancel", headers=acme.captain)
+    assert cancelled.json()["status"] == "cancelled"
+    api.clock.advance(86400)
+    indexed = {
+        f["uri"]
+        for f in job(api, acme, first, files_limit=500)["files"]
+        if f["status"] == "completed"
+    }
+    assert indexed == done_so_far
+    files = job(api, acme, second, files_limit=500)["files"]
+    skipped = {f["uri"] for f in files if f["error_code"] == "already_indexed"}
+    assert skipped == indexed
+    third = index(api, acme, max_files=20)["job_id"]
+    api.clock.advance(86400)
+    files = job(api, acme, third, files_limit=500)["files"]
+    # Now the second job has indexed every file it did not skip.
+    assert {f["error_code"] for f in files} <= {"already_indexed", "unsupported_file_type"}
 
 
 def test_text_snippets_are_numbered_per_collection(api: Api, acme: Tenant) -> None:

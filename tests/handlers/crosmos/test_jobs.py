@@ -186,3 +186,29 @@ def test_unknown_and_foreign_jobs_are_the_same_404(api: Api, acme: Tenant, globe
     missing = api.client.get(f"/api/v1/jobs/{SPACE}", headers=acme.crosmos)
     assert foreign.status_code == missing.status_code == 404
     assert foreign.json() == missing.json() == {"detail": "Job not found"}
+
+
+@pytest.mark.parametrize("scenario", ["partial", None])
+def test_a_job_in_which_no_source_succeeds_fails(
+    api: Api, acme: Tenant, scenario: str | None
+) -> None:
+    # One source cannot be partial; and a job whose only source is unprocessable failed.
+    source = {"content": TEXT} if scenario else {"content": "%PDF", "content_type": "pdf"}
+    job_id = ingest(api, acme, scenario, sources=[source])["job_id"]
+    api.clock.advance(3600)
+    job = poll(api, acme, job_id)
+    assert job["status"] == "failed"
+    assert job["error_message"] and job["result"]["error_message"] == job["error_message"]
+    assert job["result"]["source_ids"] == []
+    assert job["result"]["failed_source_ids"] == job["source_ids"]
+
+
+def test_a_partial_conversation_fails(api: Api, acme: Tenant) -> None:
+    response = api.client.post(
+        "/api/v1/conversations",
+        headers={**acme.crosmos, "Prefer": "scenario=partial"},
+        json={"space_id": SPACE, "messages": [{"role": "user", "content": TEXT}]},
+    )
+    assert response.status_code == 202, response.text
+    api.clock.advance(3600)
+    assert poll(api, acme, response.json()["job_id"])["status"] == "failed"
