@@ -299,6 +299,15 @@ class SQLiteStore(Store):
         except sqlite3.Error:
             log.warning("ROLLBACK after a failed write failed too", exc_info=True)
 
+    async def _off_loop(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a long read on the writer thread (outside any transaction), so it does not
+        hold up the event loop."""
+        if self._executor is None or self._writer is None:
+            raise RuntimeError("the store is not open")
+        writer = self._writer
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, work, writer)
+
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one write transaction, on the writer thread."""
         if self._executor is None:
@@ -698,21 +707,25 @@ class SQLiteStore(Store):
     async def indexed_keys(
         self, tenant_id: str, collection: str, keys: Sequence[str], *, at: float
     ) -> set[str]:
-        found: set[str] = set()
-        for start in range(0, len(keys), _CHUNK):
-            chunk = list(keys[start : start + _CHUNK])
-            marks = ", ".join("?" * len(chunk))
-            # ``ends_at`` is when the job ends given its events: a cancel or failure before
-            # an item's completion means the item was never indexed.
-            rows = self._db.execute(
-                "SELECT DISTINCT i.key FROM items i JOIN jobs j "
-                "ON j.tenant_id = i.tenant_id AND j.job_id = i.job_id "
-                f"WHERE i.tenant_id = ? AND i.key IN ({marks}) AND i.completes_at <= ? "
-                "AND i.completes_at <= j.ends_at AND j.collection = ?",
-                (tenant_id, *chunk, at, collection),
-            )
-            found.update(row[0] for row in rows)
-        return found
+        def lookup(db: sqlite3.Connection) -> set[str]:
+            found: set[str] = set()
+            for start in range(0, len(keys), _CHUNK):
+                chunk = list(keys[start : start + _CHUNK])
+                marks = ", ".join("?" * len(chunk))
+                # ``ends_at`` is when the job ends given its events: a cancel or failure
+                # before an item's completion means the item was never indexed.
+                rows = db.execute(
+                    "SELECT DISTINCT i.key FROM items i JOIN jobs j "
+                    "ON j.tenant_id = i.tenant_id AND j.job_id = i.job_id "
+                    f"WHERE i.tenant_id = ? AND i.key IN ({marks}) AND i.completes_at <= ? "
+                    "AND i.completes_at <= j.ends_at AND j.collection = ?",
+                    (tenant_id, *chunk, at, collection),
+                )
+                found.update(row[0] for row in rows)
+            return found
+
+        # Up to 100,000 keys: a long read, run off the event loop like a write.
+        return await self._off_loop(lookup)
 
     @staticmethod
     def _advance(db: sqlite3.Connection, tenant_id: str, name: str, by: int) -> int:

