@@ -470,3 +470,18 @@ def test_serve_mistakes(uvicorn_runs: list[tuple[Any, dict[str, Any]]]) -> None:
     fails("serve", "--log-level", "loud", code=2)
     assert "POLLABLE_PORT" in fails("serve", env={"POLLABLE_PORT": "eighty"})
     assert uvicorn_runs == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_serve_refuses_a_time_scale_that_is_not_finite(
+    value: str, db: Path, url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    expected = f"Error: time_scale must be a finite number, not {float(value)}"
+    assert fails("serve", "--store", url, f"--time-scale={value}") == expected
+    assert fails("serve", "--store", url, env={"POLLABLE_TIME_SCALE": value}) == expected
+    assert (
+        fails("seed", str(write_fixture(db.parent, [])), "--store", url, f"--time-scale={value}")
+        == expected
+    )
+    assert uvicorn_runs == []
+    assert not db.exists()
