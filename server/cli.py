@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import click
 
+from pollable import __version__
 from pollable.handlers.registry import REGISTRY, by_name
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
@@ -125,6 +126,9 @@ def _echo_json(value: Any) -> None:
 
 
 @click.group(context_settings=CONTEXT)
+@click.version_option(
+    __version__, "--version", prog_name="pollable", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """pollable: a contract-first reference server and partner sandbox for asynchronous
     ingestion-job APIs.

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import pytest
 from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
+import pollable
 from pollable.handlers.registry import APIS, REGISTRY
 from pollable.server import cli
 from pollable.server.app import create_app
@@ -119,6 +121,11 @@ def test_help_of_every_command(path: tuple[str, ...], flag: str) -> None:
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help, f"{path} option {param.name} has no help"
+
+
+def test_version() -> None:
+    assert ok("--version") == f"pollable {pollable.__version__}\n"
+    assert pollable.__version__ == metadata.version("pollable")
 
 
 def test_seed_help_documents_the_fixture_format() -> None:
