@@ -22,7 +22,7 @@ from pollable import __version__
 from pollable.handlers.registry import REGISTRY, by_name
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
-from pollable.store import UnsupportedStore, open_store
+from pollable.store import BACKENDS, UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
 from . import seed as seeding
@@ -63,13 +63,22 @@ USER_ERRORS = (
 )
 
 
-def store_option(function: Callable[..., Any]) -> Callable[..., Any]:
+#: The stores that outlive a command, and those that do not (serve alone can use those).
+PERSISTENT_STORES = " or ".join(backend.example for backend in BACKENDS if backend.persistent)
+TRANSIENT_STORES = " or ".join(backend.example for backend in BACKENDS if not backend.persistent)
+
+
+def store_option(*, transient: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--store``; ``transient`` for serve, where a store that lives in the server works."""
+    if transient:
+        kinds = f"{PERSISTENT_STORES}, or {TRANSIENT_STORES} (kept only while the server runs)"
+    else:
+        kinds = PERSISTENT_STORES
     return click.option(
         "--store",
         metavar="URL",
-        help="Store URL: sqlite:///path.db, postgresql://... (memory:// only for serve). "
-        "Default: $POLLABLE_STORE, else sqlite:///pollable.db.",
-    )(function)
+        help=f"Store URL: {kinds}. Default: $POLLABLE_STORE, else {Settings().store}.",
+    )
 
 
 def _settings(**flags: Any) -> Settings:
@@ -82,7 +91,7 @@ def _settings(**flags: Any) -> Settings:
 def _persistent(settings: Settings) -> Settings:
     if settings.store.startswith("memory:"):
         raise click.ClickException(
-            "memory:// keeps nothing once this command ends; use sqlite:///path.db or postgresql://"
+            f"{settings.store} keeps nothing once this command ends; use {PERSISTENT_STORES}"
         )
     return settings
 
@@ -237,7 +246,7 @@ def worker_app() -> Any:
 @cli.command(context_settings=CONTEXT)
 @click.option("--host", help="Interface to bind. [default: 127.0.0.1]")
 @click.option("--port", type=int, help="Port to bind. [default: 8000]")
-@store_option
+@store_option(transient=True)
 @click.option(
     "--time-scale",
     type=float,
@@ -246,7 +255,8 @@ def worker_app() -> Any:
 @click.option(
     "--workers",
     type=int,
-    help="Server processes; more than one needs a shared store (sqlite, postgresql). [default: 1]",
+    help=f"Server processes; more than one needs a shared store ({PERSISTENT_STORES}). "
+    "[default: 1]",
 )
 @click.option(
     "--seed",
@@ -315,7 +325,7 @@ def serve(
     if memory and settings.workers > 1:
         raise click.ClickException(
             "memory:// cannot serve more than one worker: each process would have its own "
-            "memory; use sqlite:///path.db or postgresql://"
+            f"memory; use {PERSISTENT_STORES}"
         )
     try:
         open_store(settings.store)  # only checks the URL; opening happens below or in the app
@@ -384,7 +394,7 @@ def keys() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print key, tenant, organization_id and api as JSON."
 )
-@store_option
+@store_option()
 def keys_create(
     tenant: str, api: str, environment: str | None, as_json: bool, store: str | None
 ) -> None:
@@ -434,7 +444,7 @@ def tokens() -> None:
     help="Lifetime of the token.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print token, tenant and expires_at as JSON.")
-@store_option
+@store_option()
 def tokens_create(tenant: str, ttl: int, as_json: bool, store: str | None) -> None:
     """Create a JWT access token for a tenant's calls to the APIs that accept them, and
     print it.
@@ -468,7 +478,7 @@ def tenants() -> None:
 )
 @click.argument("name")
 @click.argument("scenario", metavar="SCENARIO|none")
-@store_option
+@store_option()
 def tenants_default_scenario(name: str, scenario: str, store: str | None) -> None:
     """Set the scenario NAME's new jobs follow when a request chooses none ("none" clears it).
 
@@ -491,7 +501,7 @@ def tenants_default_scenario(name: str, scenario: str, store: str | None) -> Non
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@store_option
+@store_option()
 @click.option("--time-scale", type=float, help="Time scale of the seeded plans. [default: 1]")
 @click.option("--seed", "seed_value", metavar="TEXT", help="Seed of the seeded plans. [default: 0]")
 def seed(file: str, store: str | None, time_scale: float | None, seed_value: str | None) -> None:
@@ -580,7 +590,7 @@ def _param(_ctx: Any, _param: Any, values: tuple[str, ...]) -> dict[str, str]:
     metavar="NAME=VALUE",
     help="Extra query parameter of the GET operation, e.g. -p files_limit=10.",
 )
-@store_option
+@store_option()
 def jobs_show(
     job_id: str, tenant: str, at: str | None, params: dict[str, str], store: str | None
 ) -> None:

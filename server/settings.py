@@ -21,7 +21,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    #: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``.
+    #: The URL of one of ``store.BACKENDS``: ``memory://`` or ``sqlite:///path.db``.
     store: str = "sqlite:///pollable.db"
     host: str = "127.0.0.1"
     port: int = 8000

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .base import Store
 
 
@@ -9,8 +11,24 @@ class UnsupportedStore(ValueError):
     pass
 
 
+@dataclass(frozen=True)
+class Backend:
+    scheme: str
+    #: A URL of this backend, as help texts and errors show it.
+    example: str
+    #: What it stores outlives the process, so other processes and later commands see it.
+    persistent: bool
+
+
+#: Every backend ``open_store`` opens; help texts and errors name only these.
+BACKENDS = (
+    Backend("memory", "memory://", persistent=False),
+    Backend("sqlite", "sqlite:///path.db", persistent=True),
+)
+
+
 def open_store(url: str) -> Store:
-    """A (not yet opened) store for ``memory://``, ``sqlite:///path.db`` or ``postgresql://``."""
+    """A (not yet opened) store for the URL of one of ``BACKENDS``."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise UnsupportedStore(f"not a store URL: {url!r}")
@@ -26,4 +44,5 @@ def open_store(url: str) -> Store:
         from .sqlite import SQLiteStore
 
         return SQLiteStore(rest[1:])
-    raise UnsupportedStore(f"unsupported store {scheme!r}: use memory://, sqlite:///path.db")
+    examples = ", ".join(backend.example for backend in BACKENDS)
+    raise UnsupportedStore(f"unsupported store {scheme!r}: use {examples}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
@@ -24,6 +25,7 @@ from pollable.server.app import create_app
 from pollable.server.auth import hash_key
 from pollable.server.seed import Operations
 from pollable.server.settings import Settings
+from pollable.store import UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 from tests.conftest import on_store
 
@@ -121,6 +123,32 @@ def test_help_of_every_command(path: tuple[str, ...], flag: str) -> None:
     for param in command.params:
         if isinstance(param, click.Option):
             assert param.help, f"{path} option {param.name} has no help"
+
+
+#: A URL in a help text: scheme://, then up to a space or a closing mark.
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s,;)\]]*")
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda path: " ".join(path) or "pollable")
+def test_help_names_only_stores_that_exist(path: tuple[str, ...]) -> None:
+    """Every store URL a help text shows is one ``open_store`` accepts."""
+    text = ok(*path, "--help")
+    for url in URL.findall(text):
+        if not url.startswith(("http://", "https://")):
+            try:
+                open_store(url.rstrip("."))
+            except UnsupportedStore as exc:
+                pytest.fail(f"pollable {' '.join(path)} --help names {url}: {exc}")
+    try:
+        open_store("postgresql://localhost/pollable")
+    except UnsupportedStore:  # not yet: no help may promise it, even without a URL
+        assert "postgres" not in text.lower()
+
+
+def test_store_help_names_every_store() -> None:
+    serve, seed = ok("serve", "--help"), ok("seed", "--help")
+    assert "memory://" in serve and "sqlite:///path.db" in serve
+    assert "memory://" not in seed and "sqlite:///path.db" in seed
 
 
 def test_version() -> None:

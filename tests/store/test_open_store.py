@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollable.store import UnsupportedStore, open_store
+from pollable.store import BACKENDS, UnsupportedStore, open_store
 from pollable.store.memory import MemoryStore
 from pollable.store.sqlite import SQLiteStore
 
@@ -36,3 +36,12 @@ def test_unsupported_urls(url):
     with pytest.raises(UnsupportedStore) as caught:
         open_store(url)
     assert isinstance(caught.value, ValueError)
+
+
+def test_backends_are_what_open_store_opens():
+    assert [backend.scheme for backend in BACKENDS] == ["memory", "sqlite"]
+    for backend in BACKENDS:
+        assert backend.example.startswith(f"{backend.scheme}://")
+        assert open_store(backend.example) is not None
+    with pytest.raises(UnsupportedStore, match=r"use memory://, sqlite:///path\.db$"):
+        open_store("postgresql://localhost/pollable")
