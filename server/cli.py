@@ -22,7 +22,7 @@ from pollable import __version__
 from pollable.handlers.registry import REGISTRY, by_name
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
-from pollable.store import BACKENDS, UnsupportedStore, open_store
+from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
 from . import seed as seeding
@@ -96,14 +96,17 @@ def _persistent(settings: Settings) -> Settings:
     return settings
 
 
-def with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(url: str, work: Callable[[Store], Awaitable[T]], *, create: bool = True) -> T:
     """Open the store at ``url``, run ``work`` on it, close it. The user's mistakes come out
-    as one-line errors."""
+    as one-line errors. Commands that only read pass ``create=False``: a mistyped URL must
+    not leave an empty store behind."""
 
     async def run() -> T:
-        store = open_store(url)
+        store = open_store(url, create=create)
         try:
             await store.open()
+        except StoreNotFound as exc:
+            raise click.ClickException(f"{exc}; check --store or $POLLABLE_STORE") from None
         except Exception as exc:  # every driver has its own errors; all mean the same here
             raise click.ClickException(f"cannot open the store {url}: {exc}") from None
         async with store:  # already open: closes it however ``work`` ends
@@ -454,12 +457,12 @@ def tokens_create(tenant: str, ttl: int, as_json: bool, store: str | None) -> No
     """
     settings = _persistent(_settings(store=store))
 
-    async def create(opened: Store) -> str:
+    async def sign(opened: Store) -> str:
         found = await _tenant(opened, tenant)
         secret = await jwt_secret(settings.jwt_secret, opened)
         return new_jwt(secret, found.name, ttl_seconds=ttl)
 
-    token = with_store(settings.store, create)
+    token = with_store(settings.store, sign, create=False)
     if as_json:
         _echo_json({"token": token, "tenant": tenant, "expires_at": int(time.time()) + ttl})
     else:
@@ -492,7 +495,7 @@ def tenants_default_scenario(name: str, scenario: str, store: str | None) -> Non
     async def update(opened: Store) -> Tenant:
         return await opened.set_default_scenario((await _tenant(opened, name)).id, chosen)
 
-    updated = with_store(settings.store, update)
+    updated = with_store(settings.store, update, create=False)
     click.echo(f"{updated.name}: default scenario {updated.default_scenario or 'none'}")
 
 
@@ -622,4 +625,4 @@ def jobs_show(
             )
         return reply.body
 
-    _echo_json(with_store(settings.store, show))
+    _echo_json(with_store(settings.store, show, create=False))

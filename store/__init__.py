@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import Store
+from .base import Store, StoreNotFound
+
+__all__ = ["BACKENDS", "Backend", "Store", "StoreNotFound", "UnsupportedStore", "open_store"]
 
 
 class UnsupportedStore(ValueError):
@@ -27,12 +29,16 @@ BACKENDS = (
 )
 
 
-def open_store(url: str) -> Store:
-    """A (not yet opened) store for the URL of one of ``BACKENDS``."""
+def open_store(url: str, *, create: bool = True) -> Store:
+    """A (not yet opened) store for the URL of one of ``BACKENDS``. With ``create=False`` it
+    only opens a store that exists (``StoreNotFound`` otherwise): commands that read must
+    not leave an empty store behind a mistyped URL."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise UnsupportedStore(f"not a store URL: {url!r}")
     if scheme == "memory":
+        if not create:
+            raise StoreNotFound(f"{url} holds nothing before it is opened")
         from .memory import MemoryStore
 
         return MemoryStore()
@@ -43,6 +49,6 @@ def open_store(url: str) -> Store:
             )
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(rest[1:])
+        return SQLiteStore(rest[1:], create=create)
     examples = ", ".join(backend.example for backend in BACKENDS)
     raise UnsupportedStore(f"unsupported store {scheme!r}: use {examples}")

@@ -236,6 +236,7 @@ def test_tokens_create_uses_a_configured_secret(url: str) -> None:
 
 
 def test_tokens_create_mistakes(url: str) -> None:
+    ok("keys", "create", "--tenant", "acme", "--api", "crosmos", "--store", url)
     assert "unknown tenant 'ghost'" in fails(
         "tokens", "create", "--tenant", "ghost", "--store", url
     )
@@ -264,6 +265,28 @@ def test_default_scenario_mistakes(url: str) -> None:
     )
     found = tenant(url, "acme")
     assert found is not None and found.default_scenario is None
+
+
+# -- commands that read ---------------------------------------------------------------------
+
+MISSING_JOB = "6b1f8f1e-3c1a-4f7e-9a55-0d9f0f4b2a10"
+READERS = [
+    ("jobs", "show", MISSING_JOB, "--tenant", "acme"),
+    ("tokens", "create", "--tenant", "acme"),
+    ("tenants", "default-scenario", "acme", "happy"),
+]
+
+
+@pytest.mark.parametrize("command", READERS, ids=lambda command: " ".join(command[:2]))
+def test_commands_that_read_create_no_store(command: tuple[str, ...], tmp_path: Path) -> None:
+    """Only keys create, seed and serve make a store; the others need one to read."""
+    db = tmp_path / "data" / "typo.db"
+    expected = f"Error: no store at {db}; check --store or $POLLABLE_STORE"
+    assert fails(*command, "--store", f"sqlite:///{db}") == expected
+    assert fails(*command, env={"POLLABLE_STORE": f"sqlite:///{db}"}) == expected
+    secret = {"POLLABLE_JWT_SECRET": "s3cret-for-tests-0123456789abcdef"}
+    assert fails(*command, "--store", f"sqlite:///{db}", env=secret) == expected
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- seed and jobs show ---------------------------------------------------------------------

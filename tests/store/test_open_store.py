@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pollable.store import BACKENDS, UnsupportedStore, open_store
+from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.memory import MemoryStore
 from pollable.store.sqlite import SQLiteStore
 
@@ -12,6 +12,11 @@ from pollable.store.sqlite import SQLiteStore
 def test_memory_url():
     assert isinstance(open_store("memory://"), MemoryStore)
     assert open_store("memory://") is not open_store("memory://")
+
+
+def test_a_memory_store_never_exists_before_it_is_opened():
+    with pytest.raises(StoreNotFound, match="memory://"):
+        open_store("memory://", create=False)
 
 
 @pytest.mark.parametrize(
@@ -27,6 +32,8 @@ def test_sqlite_urls(url, path, tmp_path):
     assert isinstance(store, SQLiteStore)
     assert store.path == path
     assert not (tmp_path / path).exists()
+    assert store.create
+    assert not open_store(url, create=False).create
 
 
 @pytest.mark.parametrize(
