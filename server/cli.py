@@ -25,6 +25,7 @@ from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
 from . import seed as seeding
+from .address import AddressUnavailable, check_free
 from .auth import jwt_secret, new_jwt
 from .banner import demo_banner, docs_banner
 from .contract import ContractError
@@ -289,7 +290,9 @@ def serve(
         )
     try:
         open_store(settings.store)  # only checks the URL; opening happens below or in the app
-    except UnsupportedStore as exc:
+        # Before anything is printed or created: a banner for someone else's server misleads.
+        check_free(settings.host, settings.port)
+    except (UnsupportedStore, AddressUnavailable) as exc:
         raise click.ClickException(str(exc)) from None
 
     demo_wanted = settings.fixtures is None

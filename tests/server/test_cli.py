@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
@@ -404,6 +405,23 @@ def test_jobs_show_mistakes(tmp_path: Path, url: str) -> None:
 
 
 @pytest.fixture
+def port() -> int:
+    """A port nothing listens on: serve checks its address before anything else."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port someone else's server listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield int(listener.getsockname()[1])
+
+
+@pytest.fixture
 def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
     """What serve hands to uvicorn, instead of serving."""
     import uvicorn
@@ -468,48 +486,51 @@ def test_a_memory_store_bootstraps_inside_the_server() -> None:
 
 
 def test_serve_bootstraps_then_runs_one_worker(
-    url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
 ) -> None:
-    text = ok("serve", "--store", url, "--port", "8123", "--log-level", "WARNING")
+    text = ok("serve", "--store", url, "--port", str(port), "--log-level", "WARNING")
     found = tenant(url, "demo")
     assert found is not None
     assert found.organization_id in text
     assert "Crosmos key      csk_" in text and "Captain key      cap_dev_" in text
-    assert "curl -s -X POST http://127.0.0.1:8123/api/v1/sources" in text
-    assert "curl -s http://127.0.0.1:8123/api/v1/jobs/JOB_ID" in text
-    assert "http://127.0.0.1:8123/v2/collections/demo/index/url" in text
+    assert f"curl -s -X POST http://127.0.0.1:{port}/api/v1/sources" in text
+    assert f"curl -s http://127.0.0.1:{port}/api/v1/jobs/JOB_ID" in text
+    assert f"http://127.0.0.1:{port}/v2/collections/demo/index/url" in text
     assert "X-Organization-ID: " + found.organization_id in text
-    assert "http://127.0.0.1:8123/docs" in text and "http://127.0.0.1:8123/v2/docs" in text
+    assert f"http://127.0.0.1:{port}/docs" in text and f"http://127.0.0.1:{port}/v2/docs" in text
 
     ((app, options),) = uvicorn_runs
     assert callable(app) and not isinstance(app, str)
     assert options == {
-        "host": "127.0.0.1", "port": 8123, "loop": "auto", "http": "auto", "log_level": "warning",
+        "host": "127.0.0.1", "port": port, "loop": "auto", "http": "auto", "log_level": "warning",
     }  # fmt: skip
 
-    again = ok("serve", "--store", url)
-    assert "csk_" not in again and "http://127.0.0.1:8000/docs" in again
+    again = ok("serve", "--store", url, "--port", str(port))
+    assert "csk_" not in again and f"http://127.0.0.1:{port}/docs" in again
 
 
 def test_serve_takes_its_settings_from_the_environment(
-    url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
 ) -> None:
-    ok("serve", env={"POLLABLE_STORE": url, "POLLABLE_HOST": "0.0.0.0", "POLLABLE_PORT": "9001"})
+    ok("serve", env={"POLLABLE_STORE": url, "POLLABLE_HOST": "0.0.0.0", "POLLABLE_PORT": str(port)})
     ((_, options),) = uvicorn_runs
-    assert (options["host"], options["port"]) == ("0.0.0.0", 9001)
+    assert (options["host"], options["port"]) == ("0.0.0.0", port)
     assert tenant(url, "demo") is not None
 
 
 def test_serve_many_workers_through_the_factory(
-    url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
 ) -> None:
-    ok("serve", "--store", url, "--workers", "2", "--time-scale", "0.5", "--no-validate-responses")
+    ok("serve", "--store", url, "--port", str(port), "--workers", "2", "--time-scale", "0.5",
+       "--no-validate-responses")  # fmt: skip
     ((target, options),) = uvicorn_runs
     assert target == "pollable.server.cli:worker_app"
     assert options["factory"] is True and options["workers"] == 2
     assert (options["loop"], options["http"]) == ("auto", "auto")
     rebuilt = Settings.build(os.environ)
-    assert rebuilt == Settings(store=url, workers=2, time_scale=0.5, validate_responses=False)
+    assert rebuilt == Settings(
+        store=url, port=port, workers=2, time_scale=0.5, validate_responses=False
+    )
     assert callable(cli.worker_app())
 
 
@@ -543,3 +564,36 @@ def test_serve_refuses_a_time_scale_that_is_not_finite(
     )
     assert uvicorn_runs == []
     assert not db.exists()
+
+
+# -- serve: its address, its store, its fixture ---------------------------------------------
+
+
+def serve_fixture(tmp_path: Path, jobs: list[dict[str, Any]], name: str = "ci.json") -> Path:
+    """Tenant acme with a fixed Crosmos key and a generated Captain key, and ``jobs``."""
+    path = tmp_path / name
+    keys = [{"api": "crosmos", "key": "csk_fixture_acme_0001"}, {"api": "captain"}]
+    path.write_text(json.dumps({"tenants": [{"name": "acme", "keys": keys}], "jobs": jobs}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "options",
+    [(), ("--store", "memory://"), ("--workers", "2"), ("--fixtures", "FIXTURE")],
+    ids=["sqlite", "memory", "workers", "fixtures"],
+)
+def test_serve_on_a_busy_port_fails_first_in_one_line(
+    options: tuple[str, ...],
+    busy_port: int,
+    tmp_path: Path,
+    db: Path,
+    url: str,
+    uvicorn_runs: list[tuple[Any, dict[str, Any]]],
+) -> None:
+    """Not the banner, keys and curl lines of a server that is not this one."""
+    fixture = str(serve_fixture(tmp_path, [sources_job("done", "happy")]))
+    options = tuple(fixture if option == "FIXTURE" else option for option in options)
+    error = fails("serve", "--store", url, "--port", str(busy_port), *options)
+    assert error == f"Error: 127.0.0.1:{busy_port} is already in use; choose another --port"
+    assert not db.exists()
+    assert uvicorn_runs == []
