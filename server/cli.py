@@ -196,6 +196,45 @@ class DemoOnStartup:
         await self.app(scope, receive, send_after_bootstrap)
 
 
+class OneLineStartupErrors:
+    """An ASGI wrapper that keeps a user's mistake failing the app's start-up (a fixture
+    that breaks the contract, seeded on memory:// where only the server can seed it) as one
+    line in ``error``, for ``serve`` to print once uvicorn gives up, instead of uvicorn's
+    log of the traceback. Other failures keep their traceback: they are bugs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.error: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Any] = []
+
+        async def hold_failure(message: Any) -> None:
+            # Starlette sends the traceback as the failure's message, then raises.
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except USER_ERRORS as exc:
+            if not held:
+                raise
+            self.error = _one_line(exc)
+            await send({"type": "lifespan.startup.failed", "message": ""})
+            return
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+        for message in held:
+            await send(message)
+
+
 def worker_app() -> Any:
     """uvicorn's app factory in worker processes: ``serve`` put the settings in the
     environment with ``Settings.to_environ()`` before starting them."""
@@ -292,7 +331,9 @@ def serve(
         open_store(settings.store)  # only checks the URL; opening happens below or in the app
         # Before anything is printed or created: a banner for someone else's server misleads.
         check_free(settings.host, settings.port)
-    except (UnsupportedStore, AddressUnavailable) as exc:
+        if settings.fixtures:
+            seeding.load_fixture(settings.fixtures)  # its mistakes, before a banner
+    except (UnsupportedStore, AddressUnavailable, SeedError) as exc:
         raise click.ClickException(str(exc)) from None
 
     demo_wanted = settings.fixtures is None
@@ -326,7 +367,13 @@ def serve(
             raise click.ClickException(str(exc)) from None
         if memory and demo_wanted:
             app = DemoOnStartup(app, settings, announce)
-        uvicorn.run(app, **common)
+        app = guard = OneLineStartupErrors(app)
+        try:
+            uvicorn.run(app, **common)
+        except SystemExit:
+            if guard.error is None:
+                raise
+            raise click.ClickException(guard.error) from None
     else:
         os.environ.update(settings.to_environ())
         uvicorn.run(

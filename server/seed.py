@@ -404,6 +404,9 @@ def load_fixture(path: str | Path, apis: Mapping[str, ApiDescriptor] | None = No
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SeedError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        where = f"{exc.reason} at byte {exc.start}"
+        raise SeedError(f"cannot read {path}: not UTF-8 text ({where})") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:

@@ -6,6 +6,8 @@ import json
 import os
 import re
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
@@ -597,3 +599,80 @@ def test_serve_on_a_busy_port_fails_first_in_one_line(
     assert error == f"Error: 127.0.0.1:{busy_port} is already in use; choose another --port"
     assert not db.exists()
     assert uvicorn_runs == []
+
+
+def broken_fixtures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Fixture files serve cannot use, and what its one error line says."""
+    yaml = tmp_path / "bad.yaml"
+    yaml.write_text("jobs: [\n")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00t\x00e")
+    broken = sources_job("broken", "happy", body={"space_id": SPACE, "sources": []})
+    stranger = sources_job("lost", "happy", tenant="ghost")
+    return {
+        "invalid YAML": (yaml, f"Error: {yaml} is not valid YAML: "),
+        "not text": (binary, f"Error: cannot read {binary}: not UTF-8 text"),
+        "breaks the contract": (
+            serve_fixture(tmp_path, [broken], "broken.json"),
+            "Error: job 'broken' (ingest_sources_api_v1_sources_post) was refused with 422: "
+            "body.sources: ",
+        ),
+        "unknown tenant": (
+            serve_fixture(tmp_path, [stranger], "stranger.json"),
+            "Error: job 'lost': unknown tenant 'ghost' (list it under tenants)",
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", ["invalid YAML", "not text"])
+def test_serve_refuses_a_bad_fixture_in_one_line(
+    case: str, tmp_path: Path, url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    path, error = broken_fixtures(tmp_path)[case]
+    assert fails("serve", "--store", url, "--port", str(port), "--fixtures", str(path)).startswith(
+        error
+    )
+    assert fails("seed", str(path), "--store", url).startswith(error)
+    assert uvicorn_runs == []
+
+
+def test_serve_refuses_an_unreadable_fixture_in_one_line(
+    tmp_path: Path,
+    url: str,
+    port: int,
+    uvicorn_runs: list[tuple[Any, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = serve_fixture(tmp_path, [])
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads whatever the mode: refuse as the OS would
+        read_text = Path.read_text
+
+        def refused(self: Path, *args: Any, **kwargs: Any) -> str:
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return read_text(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "read_text", refused)
+    error = f"Error: cannot read {path}: Permission denied"
+    assert fails("serve", "--store", url, "--port", str(port), "--fixtures", str(path)) == error
+    assert uvicorn_runs == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["breaks the contract", "unknown tenant"])
+def test_serve_on_memory_refuses_a_bad_fixture_in_one_line(
+    case: str, tmp_path: Path, port: int
+) -> None:
+    """On memory:// only the server can seed: a real one starts, fails and says why in one
+    line, after uvicorn's log and with no traceback."""
+    path, error = broken_fixtures(tmp_path)[case]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("POLLABLE_")}
+    served = subprocess.run(
+        [sys.executable, "-c", "from pollable.server.cli import main; main()", "serve",
+         "--store", "memory://", "--port", str(port), "--fixtures", str(path)],
+        capture_output=True, text=True, timeout=60, env=environ, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert served.returncode == 1, served.stderr
+    assert "Traceback" not in served.stderr
+    assert served.stderr.strip().splitlines()[-1].startswith(error)
