@@ -11,9 +11,8 @@ checking is pollable's (``server.operation``), compiled here, once.
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -39,28 +38,28 @@ from .dispatch import Dispatcher, bind
 from .docs import docs_app
 from .errors import connexion_error_handler
 from .routing import AnchoredRoutingMiddleware
-from .seed import Fixture, Operations, load_fixture, seed
+from .seed import Fixture, Operations, Seeded, apply_once, load_fixture
 from .services import Services
 from .settings import Settings
 
-
-async def _apply_fixture(
-    store: Store, settings: Settings, fixture: Fixture, operations: Operations
-) -> None:
-    """Seed the fixture once per store, even when several workers start together: the one
-    whose token the store keeps does it."""
-    token = secrets.token_hex(16)
-    if await store.meta(f"fixture:{fixture.digest}", token) == token:
-        await seed(store, settings, fixture, operations, now=time.time())
+#: Told, on the store, what the fixture seeded there, or None when the store had it already.
+OnSeeded = Callable[[Store, Seeded | None], Awaitable[None]]
 
 
-def _lifespan(settings: Settings, fixture: Fixture | None, operations: Operations) -> Any:
+def _lifespan(
+    settings: Settings,
+    fixture: Fixture | None,
+    operations: Operations,
+    on_seeded: OnSeeded | None,
+) -> Any:
     @asynccontextmanager
     async def lifespan(_app: Any) -> AsyncIterator[dict[str, Any]]:
         async with open_store(settings.store) as store:
             secret = await jwt_secret(settings.jwt_secret, store)
             if fixture is not None:
-                await _apply_fixture(store, settings, fixture, operations)
+                seeded = await apply_once(store, settings, fixture, operations, now=time.time())
+                if on_seeded is not None:
+                    await on_seeded(store, seeded)
             services = Services(settings, store, Authenticator(store, secret), time.time)
             yield {"services": services}
 
@@ -68,9 +67,14 @@ def _lifespan(settings: Settings, fixture: Fixture | None, operations: Operation
 
 
 def create_app(
-    settings: Settings, *, apis: Sequence[ApiDescriptor] = REGISTRY
+    settings: Settings,
+    *,
+    apis: Sequence[ApiDescriptor] = REGISTRY,
+    on_seeded: OnSeeded | None = None,
 ) -> ConnexionMiddleware:
-    """The app serving ``apis`` (every registered API unless told otherwise)."""
+    """The app serving ``apis`` (every registered API unless told otherwise). With
+    ``settings.fixtures``, its start-up seeds the fixture into the store (once per store)
+    and tells ``on_seeded``: what the CLI shows the user of a memory:// store."""
     contracts = [contract.load(api) for api in apis]
     bound = bind(contracts)
     dispatcher = Dispatcher(
@@ -83,7 +87,7 @@ def create_app(
     operations = Operations(bound, validate_responses=settings.validate_responses)
     app = ConnexionMiddleware(
         dispatcher,
-        lifespan=_lifespan(settings, fixture, operations),
+        lifespan=_lifespan(settings, fixture, operations, on_seeded),
         middlewares=[
             partial(ServerErrorMiddleware, handler=connexion_error_handler),
             ExceptionMiddleware,

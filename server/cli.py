@@ -27,11 +27,11 @@ from pollable.store.base import Store, Tenant
 from . import seed as seeding
 from .address import AddressUnavailable, check_free
 from .auth import jwt_secret, new_jwt
-from .banner import demo_banner, docs_banner
+from .banner import demo_banner, docs_banner, fixture_banner, store_banner
 from .contract import ContractError
 from .operation import ResponseInvalid
 from .provision import TenantKeys, issue_key, provision_tenant
-from .seed import Operations, SeedError, reply_detail
+from .seed import Fixture, Operations, SeedError, reply_detail
 from .settings import Settings, SettingsError
 
 T = TypeVar("T")
@@ -235,6 +235,19 @@ class OneLineStartupErrors:
             await send(message)
 
 
+async def _prepare(store: Store, settings: Settings, fixture: Fixture | None) -> str:
+    """Make a store the server has not opened yet ready to try, and say how: seed the
+    fixture, or bootstrap the demo on an empty store, or say how to get a key."""
+    if fixture is not None:
+        operations = Operations(validate_responses=settings.validate_responses)
+        seeded = await seeding.apply_once(store, settings, fixture, operations, now=time.time())
+        return await fixture_banner(store, seeded, settings)
+    demo = await bootstrap_demo(store, settings)
+    if demo is not None:
+        return demo_banner(demo, settings)
+    return store_banner(await store.count_tenants(), settings)
+
+
 def worker_app() -> Any:
     """uvicorn's app factory in worker processes: ``serve`` put the settings in the
     environment with ``Settings.to_environ()`` before starting them."""
@@ -290,7 +303,8 @@ def worker_app() -> Any:
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
     help="A seed fixture (see `pollable seed --help`) loaded once per store at start-up, "
-    "e.g. fixed keys for CI on memory://. No demo tenant is created then.",
+    "e.g. fixed keys for CI on memory://; what it seeded is printed. No demo tenant is "
+    "created then.",
 )
 def serve(
     host: str | None,
@@ -308,7 +322,8 @@ def serve(
     """Serve every registered API's contract with uvicorn.
 
     On an empty store, first creates the tenant "demo" with a key for each API, and prints
-    them with curl lines to try.
+    them with curl lines to try. Keys are stored hashed: on a store that has tenants, it
+    says how to create a key instead.
     """
     settings = _settings(
         host=host, port=port, store=store, time_scale=time_scale, workers=workers,
@@ -331,23 +346,25 @@ def serve(
         open_store(settings.store)  # only checks the URL; opening happens below or in the app
         # Before anything is printed or created: a banner for someone else's server misleads.
         check_free(settings.host, settings.port)
-        if settings.fixtures:
-            seeding.load_fixture(settings.fixtures)  # its mistakes, before a banner
+        fixture = seeding.load_fixture(settings.fixtures) if settings.fixtures else None
     except (UnsupportedStore, AddressUnavailable, SeedError) as exc:
         raise click.ClickException(str(exc)) from None
 
-    demo_wanted = settings.fixtures is None
-
-    def announce(demo: Demo | None) -> None:
-        if demo is not None:
-            click.echo(demo_banner(demo, settings))
+    def announce(text: str | None) -> None:
+        if text:
+            click.echo(text)
         click.echo(docs_banner(settings))
         sys.stdout.flush()
 
-    if not demo_wanted:
-        announce(None)
-    elif not memory:  # a memory store lives in the server: it bootstraps there (DemoOnStartup)
-        announce(with_store(settings.store, lambda opened: bootstrap_demo(opened, settings)))
+    def announce_demo(demo: Demo | None) -> None:
+        announce(None if demo is None else demo_banner(demo, settings))
+
+    async def announce_seeded(opened: Store, seeded: seeding.Seeded | None) -> None:
+        announce(await fixture_banner(opened, seeded, settings))
+
+    # A memory store lives in the server: the app seeds it or bootstraps it, and says so.
+    if not memory:
+        announce(with_store(settings.store, lambda opened: _prepare(opened, settings, fixture)))
 
     import uvicorn
 
@@ -362,11 +379,12 @@ def serve(
         from .app import create_app
 
         try:
-            app: Any = create_app(settings)
+            # Other stores had the fixture seeded above: their app finds it there.
+            app: Any = create_app(settings, on_seeded=announce_seeded if memory else None)
         except (ContractError, SeedError) as exc:
             raise click.ClickException(str(exc)) from None
-        if memory and demo_wanted:
-            app = DemoOnStartup(app, settings, announce)
+        if memory and fixture is None:
+            app = DemoOnStartup(app, settings, announce_demo)
         app = guard = OneLineStartupErrors(app)
         try:
             uvicorn.run(app, **common)

@@ -23,7 +23,7 @@ from starlette.testclient import TestClient
 
 import pollable
 from pollable.handlers.registry import APIS, REGISTRY
-from pollable.server import cli
+from pollable.server import banner, cli
 from pollable.server.app import create_app
 from pollable.server.auth import hash_key
 from pollable.server.seed import Operations
@@ -601,6 +601,99 @@ def test_serve_on_a_busy_port_fails_first_in_one_line(
     assert uvicorn_runs == []
 
 
+def test_serve_on_a_store_with_tenants_says_how_to_get_keys(
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    ok("keys", "create", "--tenant", "acme", "--api", "crosmos", "--store", url)
+    ok("keys", "create", "--tenant", "zeta", "--api", "captain", "--store", url)
+    text = ok("serve", "--store", url, "--port", str(port))
+    assert tenant(url, "demo") is None
+    assert "csk_" not in text and "cap_" not in text
+    assert f"Store {url} has 2 tenants; keys are stored hashed and cannot be shown again." in text
+    create = f"pollable keys create --tenant NAME --api API --store {url}"
+    assert f"Create one with: {create} (API: {' or '.join(api.name for api in REGISTRY)})" in text
+    assert f"http://127.0.0.1:{port}/docs" in text
+    assert len(uvicorn_runs) == 1
+
+
+def banner_jobs(text: str) -> dict[str, tuple[str, str, str]]:
+    """The job lines of serve's fixture banner: name -> (tenant, job id, scenario)."""
+    found = re.findall(r"^  job (\S+) +tenant (\S+) +(\S+) +scenario (\S+)$", text, re.M)
+    return {name: (owner, job_id, scenario) for name, owner, job_id, scenario in found}
+
+
+def assert_banner_tells_the_truth(text: str, url: str) -> None:
+    acme = tenant(url, "acme")
+    assert acme is not None
+    assert f"  tenant acme  organization id {acme.organization_id}" in text
+    assert "csk_fixture_acme_0001" in text
+    (captain_key,) = re.findall(r"\bcap_dev_\S+", text)
+    owner = on_store(url, lambda store: store.tenant_for_key("captain", hash_key(captain_key)))
+    assert owner is not None and owner.name == "acme"
+    jobs = banner_jobs(text)
+    assert {name: (owner, scenario) for name, (owner, _, scenario) in jobs.items()} == {
+        "done": ("acme", "happy"),
+        "stuck": ("acme", "stuck_pending"),
+        "plain": ("acme", "happy"),
+    }
+    for _, job_id, scenario in jobs.values():
+        record = on_store(url, lambda store, job_id=job_id: store.get_job(acme.id, job_id))
+        assert record.plan.scenario == scenario
+
+
+def test_serve_prints_what_its_fixture_seeded_once_per_store(
+    tmp_path: Path, url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    plain = sources_job("plain", "happy")
+    del plain["scenario"]
+    jobs = [sources_job("done", "happy"), sources_job("stuck", "stuck_pending"), plain]
+    fixture = serve_fixture(tmp_path, jobs)
+    text = ok("serve", "--store", url, "--port", str(port), "--fixtures", str(fixture))
+    assert f"Seeded {fixture} into {url}:" in text
+    assert_banner_tells_the_truth(text, url)
+    assert f"http://127.0.0.1:{port}/docs" in text
+
+    again = ok("serve", "--store", url, "--port", str(port), "--fixtures", str(fixture))
+    assert f"{fixture} was seeded into {url} before" in again
+    assert "csk_" not in again and "cap_dev_" not in again and banner_jobs(again) == {}
+    assert "pollable keys create --tenant NAME --api API" in again
+    assert len(uvicorn_runs) == 2
+
+
+def test_serve_lists_a_handful_of_the_jobs_its_fixture_seeded(
+    tmp_path: Path, url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    many = banner.SHOWN_JOBS + 3
+    fixture = serve_fixture(tmp_path, [sources_job("bulk", "instant", count=many)])
+    text = ok("serve", "--store", url, "--port", str(port), "--fixtures", str(fixture))
+    assert len(banner_jobs(text)) == banner.SHOWN_JOBS
+    assert "\n  ... and 3 more jobs\n" in text
+
+
+def test_serve_on_memory_prints_what_its_fixture_seeded(
+    tmp_path: Path,
+    port: int,
+    uvicorn_runs: list[tuple[Any, dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """memory:// lives in the server: the app seeds it, and what it seeded works there."""
+    fixture = serve_fixture(tmp_path, [sources_job("done", "happy")])
+    ok("serve", "--store", "memory://", "--port", str(port), "--fixtures", str(fixture))
+    ((app, _),) = uvicorn_runs
+    with TestClient(app) as client:
+        text = capsys.readouterr().out
+        assert f"Seeded {fixture} into memory://:" in text
+        assert f"http://127.0.0.1:{port}/docs" in text
+        ((owner, job_id, scenario),) = banner_jobs(text).values()
+        assert (owner, scenario) == ("acme", "happy")
+        headers = {"Authorization": "Bearer csk_fixture_acme_0001"}
+        assert client.get(f"/api/v1/jobs/{job_id}", headers=headers).status_code == 200
+        (captain_key,) = re.findall(r"\bcap_dev_\S+", text)
+        (organization,) = re.findall(r"organization id (\S+)", text)
+        headers = {"Authorization": f"Bearer {captain_key}", "X-Organization-ID": organization}
+        assert client.get("/v2/jobs", headers=headers).status_code == 200
+
+
 def broken_fixtures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     """Fixture files serve cannot use, and what its one error line says."""
     yaml = tmp_path / "bad.yaml"
@@ -624,7 +717,9 @@ def broken_fixtures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
     }
 
 
-@pytest.mark.parametrize("case", ["invalid YAML", "not text"])
+@pytest.mark.parametrize(
+    "case", ["invalid YAML", "not text", "breaks the contract", "unknown tenant"]
+)
 def test_serve_refuses_a_bad_fixture_in_one_line(
     case: str, tmp_path: Path, url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
 ) -> None:
@@ -674,5 +769,6 @@ def test_serve_on_memory_refuses_a_bad_fixture_in_one_line(
         capture_output=True, text=True, timeout=60, env=environ, cwd=Path(__file__).parents[2],
     )  # fmt: skip
     assert served.returncode == 1, served.stderr
+    assert served.stdout == ""
     assert "Traceback" not in served.stderr
     assert served.stderr.strip().splitlines()[-1].startswith(error)
