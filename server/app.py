@@ -11,9 +11,8 @@ checking is pollable's (``server.operation``), compiled here, once.
 
 from __future__ import annotations
 
-import secrets
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -46,19 +45,12 @@ from .dispatch import Dispatcher, bind
 from .docs import docs_app
 from .errors import error_handler
 from .routing import AnchoredRoutingMiddleware
-from .seed import Fixture, Operations, load_fixture, seed
+from .seed import Fixture, Operations, Seeded, apply_once, load_fixture
 from .services import Services
 from .settings import Settings
 
-
-async def _apply_fixture(
-    store: Store, settings: Settings, fixture: Fixture, operations: Operations
-) -> None:
-    """Seed the fixture once per store, even when several workers start together: the one
-    whose token the store keeps does it."""
-    token = secrets.token_hex(16)
-    if await store.meta(f"fixture:{fixture.digest}", token) == token:
-        await seed(store, settings, fixture, operations, now=time.time())
+#: Told, on the store, what the fixture seeded there, or None when the store had it already.
+OnSeeded = Callable[[Store, Seeded | None], Awaitable[None]]
 
 
 def _lifespan(
@@ -66,6 +58,7 @@ def _lifespan(
     apis: Sequence[ApiDescriptor],
     fixture: Fixture | None,
     operations: Operations,
+    on_seeded: OnSeeded | None,
 ) -> Any:
     job_apis = [api for api in apis if api.keys is not None]
 
@@ -75,7 +68,9 @@ def _lifespan(
             secret = await jwt_secret(settings.jwt_secret, store)
             admin_hash, new_admin_token = await ensure_admin_token(store, settings.admin_token)
             if fixture is not None:
-                await _apply_fixture(store, settings, fixture, operations)
+                seeded = await apply_once(store, settings, fixture, operations, now=time.time())
+                if on_seeded is not None:
+                    await on_seeded(store, seeded)
             authenticator = Authenticator(
                 store, jwt_secret=secret, admin_hash=admin_hash, job_apis=job_apis
             )
@@ -88,9 +83,14 @@ def _lifespan(
 
 
 def create_app(
-    settings: Settings, *, apis: Sequence[ApiDescriptor] = REGISTRY
+    settings: Settings,
+    *,
+    apis: Sequence[ApiDescriptor] = REGISTRY,
+    on_seeded: OnSeeded | None = None,
 ) -> ConnexionMiddleware:
-    """The app serving ``apis`` (every registered API unless told otherwise)."""
+    """The app serving ``apis`` (every registered API unless told otherwise). With
+    ``settings.fixtures``, its start-up seeds the fixture into the store (once per store)
+    and tells ``on_seeded``: what the CLI shows the user of a memory:// store."""
     contracts = [contract.load(api) for api in apis]
     bound = bind(contracts)
     dispatcher = Dispatcher(
@@ -116,7 +116,7 @@ def create_app(
     operations = Operations(bound, validate_responses=settings.validate_responses)
     app = ConnexionMiddleware(
         dispatcher,
-        lifespan=_lifespan(settings, apis, fixture, operations),
+        lifespan=_lifespan(settings, apis, fixture, operations, on_seeded),
         middlewares=[
             partial(ServerErrorMiddleware, handler=on_error),
             ExceptionMiddleware,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shlex
 import sqlite3
 import sys
 import time
@@ -18,18 +17,21 @@ from typing import Any, TypeVar
 
 import click
 
-from pollable.handlers.registry import JOB_APIS, REGISTRY, by_name
+from pollable import __version__
+from pollable.handlers.registry import JOB_APIS, by_name
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
-from pollable.store import UnsupportedStore, open_store
+from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
 from . import seed as seeding
+from .address import AddressUnavailable, check_free
 from .auth import jwt_secret, new_jwt
+from .banner import demo_banner, docs_banner, fixture_banner, store_banner
 from .contract import ContractError
 from .operation import ResponseInvalid
 from .provision import TenantKeys, issue_key, provision_tenant
-from .seed import Operations, SeedError, reply_detail
+from .seed import Fixture, Operations, SeedError, reply_detail
 from .settings import Settings, SettingsError
 
 T = TypeVar("T")
@@ -62,13 +64,22 @@ USER_ERRORS = (
 )
 
 
-def store_option(function: Callable[..., Any]) -> Callable[..., Any]:
+#: The stores that outlive a command, and those that do not (serve alone can use those).
+PERSISTENT_STORES = " or ".join(backend.example for backend in BACKENDS if backend.persistent)
+TRANSIENT_STORES = " or ".join(backend.example for backend in BACKENDS if not backend.persistent)
+
+
+def store_option(*, transient: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--store``; ``transient`` for serve, where a store that lives in the server works."""
+    if transient:
+        kinds = f"{PERSISTENT_STORES}, or {TRANSIENT_STORES} (kept only while the server runs)"
+    else:
+        kinds = PERSISTENT_STORES
     return click.option(
         "--store",
         metavar="URL",
-        help="Store URL: sqlite:///path.db, postgresql://... (memory:// only for serve). "
-        "Default: $POLLABLE_STORE, else sqlite:///pollable.db.",
-    )(function)
+        help=f"Store URL: {kinds}. Default: $POLLABLE_STORE, else {Settings().store}.",
+    )
 
 
 def _settings(**flags: Any) -> Settings:
@@ -81,19 +92,22 @@ def _settings(**flags: Any) -> Settings:
 def _persistent(settings: Settings) -> Settings:
     if settings.store.startswith("memory:"):
         raise click.ClickException(
-            "memory:// keeps nothing once this command ends; use sqlite:///path.db or postgresql://"
+            f"{settings.store} keeps nothing once this command ends; use {PERSISTENT_STORES}"
         )
     return settings
 
 
-def with_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(url: str, work: Callable[[Store], Awaitable[T]], *, create: bool = True) -> T:
     """Open the store at ``url``, run ``work`` on it, close it. The user's mistakes come out
-    as one-line errors."""
+    as one-line errors. Commands that only read pass ``create=False``: a mistyped URL must
+    not leave an empty store behind."""
 
     async def run() -> T:
-        store = open_store(url)
+        store = open_store(url, create=create)
         try:
             await store.open()
+        except StoreNotFound as exc:
+            raise click.ClickException(f"{exc}; check --store or $POLLABLE_STORE") from None
         except Exception as exc:  # every driver has its own errors; all mean the same here
             raise click.ClickException(f"cannot open the store {url}: {exc}") from None
         async with store:  # already open: closes it however ``work`` ends
@@ -125,6 +139,9 @@ def _echo_json(value: Any) -> None:
 
 
 @click.group(context_settings=CONTEXT)
+@click.version_option(
+    __version__, "--version", prog_name="pollable", message="%(prog)s %(version)s"
+)
 def cli() -> None:
     """pollable: a contract-first reference server and partner sandbox for asynchronous
     ingestion-job APIs.
@@ -154,51 +171,6 @@ async def bootstrap_demo(store: Store, settings: Settings) -> Demo | None:
         return None
 
 
-def base_url(settings: Settings) -> str:
-    host = settings.host
-    if host in ("", "0.0.0.0", "::"):
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.port}"
-
-
-def docs_banner(settings: Settings) -> str:
-    url = base_url(settings)
-    lines = [f"  {api.title:<8} {url}{api.docs_url}" for api in REGISTRY]
-    return "API docs (Swagger UI):\n" + "\n".join(lines)
-
-
-def demo_banner(demo: Demo, settings: Settings) -> str:
-    """What a newcomer needs to make a first call: the keys and curl lines that work."""
-    url, q = base_url(settings), shlex.quote
-    lines = [
-        f"Created the demo tenant {demo.tenant.name!r} on an empty store.",
-        f"  organization id  {demo.tenant.organization_id}",
-        *(f"  {demo.apis[name].title + ' key':<16} {key}" for name, key in demo.keys.items()),
-        "Keys are stored hashed: this is the only time they are shown.",
-    ]
-    for name in demo.keys:
-        call = demo.apis[name].demo
-        if call is None:
-            continue
-        auth = " ".join(f"-H {q(f'{k}: {v}')}" for k, v in demo.headers(name).items())
-        lines += [
-            "",
-            f"{demo.apis[name].title}: {call.summary} (use the job id of the first reply):",
-            f"  curl -s -X POST {url}{call.create_path} \\",
-            f"    {auth} -H {q('Content-Type: application/json')} \\",
-            f"    -d {q(json.dumps(call.body))}",
-            f"  curl -s {url}{call.poll_path} {auth}",
-        ]
-    lines += [
-        "",
-        "Pick what a job will do with -H 'Prefer: scenario=partial' "
-        f"(scenarios: {', '.join(scenarios.CATALOGUE)}).",
-    ]
-    return "\n".join(lines)
-
-
 class DemoOnStartup:
     """An ASGI wrapper that bootstraps the demo tenant inside the app's lifespan, once the
     app's own store is open. For memory://, whose store lives only inside the server."""
@@ -224,6 +196,58 @@ class DemoOnStartup:
         await self.app(scope, receive, send_after_bootstrap)
 
 
+class OneLineStartupErrors:
+    """An ASGI wrapper that keeps a user's mistake failing the app's start-up (a fixture
+    that breaks the contract, seeded on memory:// where only the server can seed it) as one
+    line in ``error``, for ``serve`` to print once uvicorn gives up, instead of uvicorn's
+    log of the traceback. Other failures keep their traceback: they are bugs."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.error: str | None = None
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        held: list[Any] = []
+
+        async def hold_failure(message: Any) -> None:
+            # Starlette sends the traceback as the failure's message, then raises.
+            if message["type"] == "lifespan.startup.failed":
+                held.append(message)
+            else:
+                await send(message)
+
+        try:
+            await self.app(scope, receive, hold_failure)
+        except USER_ERRORS as exc:
+            if not held:
+                raise
+            self.error = _one_line(exc)
+            await send({"type": "lifespan.startup.failed", "message": ""})
+            return
+        except BaseException:
+            for message in held:
+                await send(message)
+            raise
+        for message in held:
+            await send(message)
+
+
+async def _prepare(store: Store, settings: Settings, fixture: Fixture | None) -> str:
+    """Make a store the server has not opened yet ready to try, and say how: seed the
+    fixture, or bootstrap the demo on an empty store, or say how to get a key."""
+    if fixture is not None:
+        operations = Operations(validate_responses=settings.validate_responses)
+        seeded = await seeding.apply_once(store, settings, fixture, operations, now=time.time())
+        return await fixture_banner(store, seeded, settings)
+    demo = await bootstrap_demo(store, settings)
+    if demo is not None:
+        return demo_banner(demo, settings)
+    return store_banner(await store.count_tenants(), settings)
+
+
 def worker_app() -> Any:
     """uvicorn's app factory in worker processes: ``serve`` put the settings in the
     environment with ``Settings.to_environ()`` before starting them."""
@@ -235,7 +259,7 @@ def worker_app() -> Any:
 @cli.command(context_settings=CONTEXT)
 @click.option("--host", help="Interface to bind. [default: 127.0.0.1]")
 @click.option("--port", type=int, help="Port to bind. [default: 8000]")
-@store_option
+@store_option(transient=True)
 @click.option(
     "--time-scale",
     type=float,
@@ -244,7 +268,8 @@ def worker_app() -> Any:
 @click.option(
     "--workers",
     type=int,
-    help="Server processes; more than one needs a shared store (sqlite, postgresql). [default: 1]",
+    help=f"Server processes; more than one needs a shared store ({PERSISTENT_STORES}). "
+    "[default: 1]",
 )
 @click.option(
     "--seed",
@@ -278,7 +303,8 @@ def worker_app() -> Any:
     metavar="FILE",
     type=click.Path(exists=True, dir_okay=False),
     help="A seed fixture (see `pollable seed --help`) loaded once per store at start-up, "
-    "e.g. fixed keys for CI on memory://. No demo tenant is created then.",
+    "e.g. fixed keys for CI on memory://; what it seeded is printed. No demo tenant is "
+    "created then.",
 )
 def serve(
     host: str | None,
@@ -296,7 +322,8 @@ def serve(
     """Serve every registered API's contract with uvicorn.
 
     On an empty store, first creates the tenant "demo" with a key for each API, and prints
-    them with curl lines to try.
+    them with curl lines to try. Keys are stored hashed: on a store that has tenants, it
+    says how to create a key instead.
     """
     settings = _settings(
         host=host, port=port, store=store, time_scale=time_scale, workers=workers,
@@ -313,25 +340,31 @@ def serve(
     if memory and settings.workers > 1:
         raise click.ClickException(
             "memory:// cannot serve more than one worker: each process would have its own "
-            "memory; use sqlite:///path.db or postgresql://"
+            f"memory; use {PERSISTENT_STORES}"
         )
     try:
         open_store(settings.store)  # only checks the URL; opening happens below or in the app
-    except UnsupportedStore as exc:
+        # Before anything is printed or created: a banner for someone else's server misleads.
+        check_free(settings.host, settings.port)
+        fixture = seeding.load_fixture(settings.fixtures) if settings.fixtures else None
+    except (UnsupportedStore, AddressUnavailable, SeedError) as exc:
         raise click.ClickException(str(exc)) from None
 
-    demo_wanted = settings.fixtures is None
-
-    def announce(demo: Demo | None) -> None:
-        if demo is not None:
-            click.echo(demo_banner(demo, settings))
+    def announce(text: str | None) -> None:
+        if text:
+            click.echo(text)
         click.echo(docs_banner(settings))
         sys.stdout.flush()
 
-    if not demo_wanted:
-        announce(None)
-    elif not memory:  # a memory store lives in the server: it bootstraps there (DemoOnStartup)
-        announce(with_store(settings.store, lambda opened: bootstrap_demo(opened, settings)))
+    def announce_demo(demo: Demo | None) -> None:
+        announce(None if demo is None else demo_banner(demo, settings))
+
+    async def announce_seeded(opened: Store, seeded: seeding.Seeded | None) -> None:
+        announce(await fixture_banner(opened, seeded, settings))
+
+    # A memory store lives in the server: the app seeds it or bootstraps it, and says so.
+    if not memory:
+        announce(with_store(settings.store, lambda opened: _prepare(opened, settings, fixture)))
 
     import uvicorn
 
@@ -346,12 +379,19 @@ def serve(
         from .app import create_app
 
         try:
-            app: Any = create_app(settings)
+            # Other stores had the fixture seeded above: their app finds it there.
+            app: Any = create_app(settings, on_seeded=announce_seeded if memory else None)
         except (ContractError, SeedError) as exc:
             raise click.ClickException(str(exc)) from None
-        if memory and demo_wanted:
-            app = DemoOnStartup(app, settings, announce)
-        uvicorn.run(app, **common)
+        if memory and fixture is None:
+            app = DemoOnStartup(app, settings, announce_demo)
+        app = guard = OneLineStartupErrors(app)
+        try:
+            uvicorn.run(app, **common)
+        except SystemExit:
+            if guard.error is None:
+                raise
+            raise click.ClickException(guard.error) from None
     else:
         os.environ.update(settings.to_environ())
         uvicorn.run(
@@ -382,7 +422,7 @@ def keys() -> None:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print key, tenant, organization_id and api as JSON."
 )
-@store_option
+@store_option()
 def keys_create(
     tenant: str, api: str, environment: str | None, as_json: bool, store: str | None
 ) -> None:
@@ -432,7 +472,7 @@ def tokens() -> None:
     help="Lifetime of the token.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print token, tenant and expires_at as JSON.")
-@store_option
+@store_option()
 def tokens_create(tenant: str, ttl: int, as_json: bool, store: str | None) -> None:
     """Create a JWT access token for a tenant's calls to the APIs that accept them, and
     print it.
@@ -442,12 +482,12 @@ def tokens_create(tenant: str, ttl: int, as_json: bool, store: str | None) -> No
     """
     settings = _persistent(_settings(store=store))
 
-    async def create(opened: Store) -> str:
+    async def sign(opened: Store) -> str:
         found = await _tenant(opened, tenant)
         secret = await jwt_secret(settings.jwt_secret, opened)
         return new_jwt(secret, found.name, ttl_seconds=ttl)
 
-    token = with_store(settings.store, create)
+    token = with_store(settings.store, sign, create=False)
     if as_json:
         _echo_json({"token": token, "tenant": tenant, "expires_at": int(time.time()) + ttl})
     else:
@@ -466,7 +506,7 @@ def tenants() -> None:
 )
 @click.argument("name")
 @click.argument("scenario", metavar="SCENARIO|none")
-@store_option
+@store_option()
 def tenants_default_scenario(name: str, scenario: str, store: str | None) -> None:
     """Set the scenario NAME's new jobs follow when a request chooses none ("none" clears it).
 
@@ -480,7 +520,7 @@ def tenants_default_scenario(name: str, scenario: str, store: str | None) -> Non
     async def update(opened: Store) -> Tenant:
         return await opened.set_default_scenario((await _tenant(opened, name)).id, chosen)
 
-    updated = with_store(settings.store, update)
+    updated = with_store(settings.store, update, create=False)
     click.echo(f"{updated.name}: default scenario {updated.default_scenario or 'none'}")
 
 
@@ -489,7 +529,7 @@ def tenants_default_scenario(name: str, scenario: str, store: str | None) -> Non
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@store_option
+@store_option()
 @click.option("--time-scale", type=float, help="Time scale of the seeded plans. [default: 1]")
 @click.option("--seed", "seed_value", metavar="TEXT", help="Seed of the seeded plans. [default: 0]")
 def seed(file: str, store: str | None, time_scale: float | None, seed_value: str | None) -> None:
@@ -578,7 +618,7 @@ def _param(_ctx: Any, _param: Any, values: tuple[str, ...]) -> dict[str, str]:
     metavar="NAME=VALUE",
     help="Extra query parameter of the GET operation, e.g. -p files_limit=10.",
 )
-@store_option
+@store_option()
 def jobs_show(
     job_id: str, tenant: str, at: str | None, params: dict[str, str], store: str | None
 ) -> None:
@@ -610,4 +650,4 @@ def jobs_show(
             )
         return reply.body
 
-    _echo_json(with_store(settings.store, show))
+    _echo_json(with_store(settings.store, show, create=False))

@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -408,6 +409,9 @@ def load_fixture(path: str | Path, apis: Mapping[str, ApiDescriptor] | None = No
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise SeedError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        where = f"{exc.reason} at byte {exc.start}"
+        raise SeedError(f"cannot read {path}: not UTF-8 text ({where})") from None
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -425,7 +429,10 @@ class Seeded:
     tenants: dict[str, Tenant] = field(default_factory=dict)
     #: (tenant, api, key) of every key of the fixture, generated ones included.
     keys: list[tuple[str, str, str]] = field(default_factory=list)
+    #: Each job's id, by its name in the fixture.
     jobs: dict[str, str] = field(default_factory=dict)
+    #: The tenant of each job, by name.
+    job_tenants: dict[str, str] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -482,9 +489,24 @@ async def seed(
             )
         seeded.tenants.setdefault(job.tenant, owner)
         seeded.jobs[job.name] = await _create_job(operations, store, settings, owner, job, now)
+        seeded.job_tenants[job.name] = job.tenant
         if on_job is not None:
             on_job(job.name)
     return seeded
+
+
+async def apply_once(
+    store: Store, settings: Settings, fixture: Fixture, operations: Operations, *, now: float
+) -> Seeded | None:
+    """Seed the fixture unless this store had it already (then None), even when several
+    servers start on the store together: the one whose token the store keeps seeds.
+
+    The token is kept before seeding, so a fixture that fails half-way is not tried again
+    on this store; a changed fixture is another fixture."""
+    token = secrets.token_hex(16)
+    if await store.meta(f"fixture:{fixture.digest}", token) != token:
+        return None
+    return await seed(store, settings, fixture, operations, now=now)
 
 
 async def _create_job(

@@ -6,6 +6,7 @@ Nothing else in pollable reads the environment.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -20,7 +21,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    #: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``.
+    #: The URL of one of ``store.BACKENDS``: ``memory://`` or ``sqlite:///path.db``.
     store: str = "sqlite:///pollable.db"
     host: str = "127.0.0.1"
     port: int = 8000
@@ -48,8 +49,13 @@ class Settings:
     fixtures: str | None = None
 
     def __post_init__(self) -> None:
-        if self.time_scale < 0:
-            raise SettingsError("time_scale cannot be negative")
+        for name in ("time_scale", "tenant_credits", "credit_rate"):
+            value = getattr(self, name)
+            # nan passes every comparison below, and a plan scaled by it has no times.
+            if not math.isfinite(value):
+                raise SettingsError(f"{name} must be a finite number, not {value}")
+            if value < 0:
+                raise SettingsError(f"{name} cannot be negative")
         if self.max_body_bytes <= 0:
             raise SettingsError("max_body_bytes must be positive")
         if self.workers < 1:

@@ -2,19 +2,43 @@
 
 from __future__ import annotations
 
-from .base import Store
+from dataclasses import dataclass
+
+from .base import Store, StoreNotFound
+
+__all__ = ["BACKENDS", "Backend", "Store", "StoreNotFound", "UnsupportedStore", "open_store"]
 
 
 class UnsupportedStore(ValueError):
     pass
 
 
-def open_store(url: str) -> Store:
-    """A (not yet opened) store for ``memory://``, ``sqlite:///path.db`` or ``postgresql://``."""
+@dataclass(frozen=True)
+class Backend:
+    scheme: str
+    #: A URL of this backend, as help texts and errors show it.
+    example: str
+    #: What it stores outlives the process, so other processes and later commands see it.
+    persistent: bool
+
+
+#: Every backend ``open_store`` opens; help texts and errors name only these.
+BACKENDS = (
+    Backend("memory", "memory://", persistent=False),
+    Backend("sqlite", "sqlite:///path.db", persistent=True),
+)
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """A (not yet opened) store for the URL of one of ``BACKENDS``. With ``create=False`` it
+    only opens a store that exists (``StoreNotFound`` otherwise): commands that read must
+    not leave an empty store behind a mistyped URL."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         raise UnsupportedStore(f"not a store URL: {url!r}")
     if scheme == "memory":
+        if not create:
+            raise StoreNotFound(f"{url} holds nothing before it is opened")
         from .memory import MemoryStore
 
         return MemoryStore()
@@ -25,5 +49,6 @@ def open_store(url: str) -> Store:
             )
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(rest[1:])
-    raise UnsupportedStore(f"unsupported store {scheme!r}: use memory://, sqlite:///path.db")
+        return SQLiteStore(rest[1:], create=create)
+    examples = ", ".join(backend.example for backend in BACKENDS)
+    raise UnsupportedStore(f"unsupported store {scheme!r}: use {examples}")

@@ -119,12 +119,18 @@ STATUS_SQL = (
 )
 
 
+class StoreNotFound(LookupError):
+    """The store was to be opened, not created, and there is none at its URL."""
+
+
 class Store(abc.ABC):
     """Persistence for tenants, keys and jobs. Reading never writes."""
 
     @abc.abstractmethod
     async def open(self) -> None:
-        """Connect and create the schema if needed. Idempotent."""
+        """Connect and create the schema if needed. Idempotent. A store made to be opened
+        only (``open_store(url, create=False)``) raises ``StoreNotFound`` instead of
+        creating itself."""
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -47,6 +47,7 @@ from .base import (
     KeyRecord,
     NewJob,
     Store,
+    StoreNotFound,
     Tenant,
     milestones,
     new_key_id,
@@ -77,8 +78,10 @@ class SQLiteStore(Store):
     connection of its own, so a long write (a 100,000-file job) never stalls the event
     loop, and WAL lets the reads go on meanwhile, seeing only committed data."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, create: bool = True) -> None:
         self.path = str(path)
+        #: Whether opening may create the file (and its folders) when there is none.
+        self.create = create
         if self.path in ("", ":memory:"):
             raise ValueError("an in-memory SQLite database cannot be shared: use memory://")
         self._reader: sqlite3.Connection | None = None
@@ -114,6 +117,8 @@ class SQLiteStore(Store):
     async def open(self) -> None:
         if self._reader is not None:
             return
+        if not self.create and not Path(self.path).exists():
+            raise StoreNotFound(f"no store at {self.path}")
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
         self._transaction(lambda db: self._create_schema(sqlite_utils.Database(db)))

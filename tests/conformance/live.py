@@ -116,7 +116,7 @@ class LiveServer:
         while True:
             assert self.process is not None
             if self.process.poll() is not None:
-                if retries and "address already in use" in self.output().lower():
+                if retries and "already in use" in self.output().lower():
                     retries -= 1
                     self.port = free_port()
                     self.spawn()

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +21,14 @@ import pytest
 from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
+import pollable
 from pollable.handlers.descriptor import hash_key
 from pollable.handlers.registry import APIS, JOB_APIS
-from pollable.server import cli
+from pollable.server import banner, cli
 from pollable.server.app import create_app
 from pollable.server.seed import Operations
 from pollable.server.settings import Settings
+from pollable.store import UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 from tests.conftest import on_store
 
@@ -121,6 +128,37 @@ def test_help_of_every_command(path: tuple[str, ...], flag: str) -> None:
             assert param.help, f"{path} option {param.name} has no help"
 
 
+#: A URL in a help text: scheme://, then up to a space or a closing mark.
+URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^\s,;)\]]*")
+
+
+@pytest.mark.parametrize("path", ALL_COMMANDS, ids=lambda path: " ".join(path) or "pollable")
+def test_help_names_only_stores_that_exist(path: tuple[str, ...]) -> None:
+    """Every store URL a help text shows is one ``open_store`` accepts."""
+    text = ok(*path, "--help")
+    for url in URL.findall(text):
+        if not url.startswith(("http://", "https://")):
+            try:
+                open_store(url.rstrip("."))
+            except UnsupportedStore as exc:
+                pytest.fail(f"pollable {' '.join(path)} --help names {url}: {exc}")
+    try:
+        open_store("postgresql://localhost/pollable")
+    except UnsupportedStore:  # not yet: no help may promise it, even without a URL
+        assert "postgres" not in text.lower()
+
+
+def test_store_help_names_every_store() -> None:
+    serve, seed = ok("serve", "--help"), ok("seed", "--help")
+    assert "memory://" in serve and "sqlite:///path.db" in serve
+    assert "memory://" not in seed and "sqlite:///path.db" in seed
+
+
+def test_version() -> None:
+    assert ok("--version") == f"pollable {pollable.__version__}\n"
+    assert pollable.__version__ == metadata.version("pollable")
+
+
 def test_seed_help_documents_the_fixture_format() -> None:
     text = ok("seed", "--help")
     for field in ("tenants:", "keys:", "jobs:", "operation:", "params:", "scenario:", "created:"):
@@ -201,6 +239,7 @@ def test_tokens_create_uses_a_configured_secret(url: str) -> None:
 
 
 def test_tokens_create_mistakes(url: str) -> None:
+    ok("keys", "create", "--tenant", "acme", "--api", "crosmos", "--store", url)
     assert "unknown tenant 'ghost'" in fails(
         "tokens", "create", "--tenant", "ghost", "--store", url
     )
@@ -229,6 +268,28 @@ def test_default_scenario_mistakes(url: str) -> None:
     )
     found = tenant(url, "acme")
     assert found is not None and found.default_scenario is None
+
+
+# -- commands that read ---------------------------------------------------------------------
+
+MISSING_JOB = "6b1f8f1e-3c1a-4f7e-9a55-0d9f0f4b2a10"
+READERS = [
+    ("jobs", "show", MISSING_JOB, "--tenant", "acme"),
+    ("tokens", "create", "--tenant", "acme"),
+    ("tenants", "default-scenario", "acme", "happy"),
+]
+
+
+@pytest.mark.parametrize("command", READERS, ids=lambda command: " ".join(command[:2]))
+def test_commands_that_read_create_no_store(command: tuple[str, ...], tmp_path: Path) -> None:
+    """Only keys create, seed and serve make a store; the others need one to read."""
+    db = tmp_path / "data" / "typo.db"
+    expected = f"Error: no store at {db}; check --store or $POLLABLE_STORE"
+    assert fails(*command, "--store", f"sqlite:///{db}") == expected
+    assert fails(*command, env={"POLLABLE_STORE": f"sqlite:///{db}"}) == expected
+    secret = {"POLLABLE_JWT_SECRET": "s3cret-for-tests-0123456789abcdef"}
+    assert fails(*command, "--store", f"sqlite:///{db}", env=secret) == expected
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- seed and jobs show ---------------------------------------------------------------------
@@ -346,6 +407,23 @@ def test_jobs_show_mistakes(tmp_path: Path, url: str) -> None:
 
 
 @pytest.fixture
+def port() -> int:
+    """A port nothing listens on: serve checks its address before anything else."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port someone else's server listens on."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield int(listener.getsockname()[1])
+
+
+@pytest.fixture
 def uvicorn_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
     """What serve hands to uvicorn, instead of serving."""
     import uvicorn
@@ -378,17 +456,17 @@ def test_the_demo_banners_calls_work(url: str) -> None:
     settings = Settings(store=url)
     demo = on_store(url, lambda store: cli.bootstrap_demo(store, settings))
     assert demo is not None
-    banner = cli.demo_banner(demo, settings)
+    text = banner.demo_banner(demo, settings)
     for shown in (demo.crosmos_key, demo.captain_key, demo.tenant.organization_id):
-        assert shown in banner
-    assert "http://127.0.0.1:8000/api/v1/sources" in banner
-    assert "http://127.0.0.1:8000/api/v1/jobs/JOB_ID" in banner
-    assert "http://127.0.0.1:8000/v2/collections/demo/index/url" in banner
+        assert shown in text
+    assert "http://127.0.0.1:8000/api/v1/sources" in text
+    assert "http://127.0.0.1:8000/api/v1/jobs/JOB_ID" in text
+    assert "http://127.0.0.1:8000/v2/collections/demo/index/url" in text
     with TestClient(create_app(settings)) as client:
         for api in JOB_APIS:
             call = api.demo
             assert call is not None
-            assert json.dumps(call.body) in banner
+            assert json.dumps(call.body) in text
             headers = demo.headers(api.name)
             created = client.post(call.create_path, json=dict(call.body), headers=headers)
             assert created.status_code == 202, created.text
@@ -411,48 +489,51 @@ def test_a_memory_store_bootstraps_inside_the_server() -> None:
 
 
 def test_serve_bootstraps_then_runs_one_worker(
-    url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
 ) -> None:
-    text = ok("serve", "--store", url, "--port", "8123", "--log-level", "WARNING")
+    text = ok("serve", "--store", url, "--port", str(port), "--log-level", "WARNING")
     found = tenant(url, "demo")
     assert found is not None
     assert found.organization_id in text
     assert "Crosmos key      csk_" in text and "Captain key      cap_dev_" in text
-    assert "curl -s -X POST http://127.0.0.1:8123/api/v1/sources" in text
-    assert "curl -s http://127.0.0.1:8123/api/v1/jobs/JOB_ID" in text
-    assert "http://127.0.0.1:8123/v2/collections/demo/index/url" in text
+    assert f"curl -s -X POST http://127.0.0.1:{port}/api/v1/sources" in text
+    assert f"curl -s http://127.0.0.1:{port}/api/v1/jobs/JOB_ID" in text
+    assert f"http://127.0.0.1:{port}/v2/collections/demo/index/url" in text
     assert "X-Organization-ID: " + found.organization_id in text
-    assert "http://127.0.0.1:8123/docs" in text and "http://127.0.0.1:8123/v2/docs" in text
+    assert f"http://127.0.0.1:{port}/docs" in text and f"http://127.0.0.1:{port}/v2/docs" in text
 
     ((app, options),) = uvicorn_runs
     assert callable(app) and not isinstance(app, str)
     assert options == {
-        "host": "127.0.0.1", "port": 8123, "loop": "auto", "http": "auto", "log_level": "warning",
+        "host": "127.0.0.1", "port": port, "loop": "auto", "http": "auto", "log_level": "warning",
     }  # fmt: skip
 
-    again = ok("serve", "--store", url)
-    assert "csk_" not in again and "http://127.0.0.1:8000/docs" in again
+    again = ok("serve", "--store", url, "--port", str(port))
+    assert "csk_" not in again and f"http://127.0.0.1:{port}/docs" in again
 
 
 def test_serve_takes_its_settings_from_the_environment(
-    url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
 ) -> None:
-    ok("serve", env={"POLLABLE_STORE": url, "POLLABLE_HOST": "0.0.0.0", "POLLABLE_PORT": "9001"})
+    ok("serve", env={"POLLABLE_STORE": url, "POLLABLE_HOST": "0.0.0.0", "POLLABLE_PORT": str(port)})
     ((_, options),) = uvicorn_runs
-    assert (options["host"], options["port"]) == ("0.0.0.0", 9001)
+    assert (options["host"], options["port"]) == ("0.0.0.0", port)
     assert tenant(url, "demo") is not None
 
 
 def test_serve_many_workers_through_the_factory(
-    url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
 ) -> None:
-    ok("serve", "--store", url, "--workers", "2", "--time-scale", "0.5", "--no-validate-responses")
+    ok("serve", "--store", url, "--port", str(port), "--workers", "2", "--time-scale", "0.5",
+       "--no-validate-responses")  # fmt: skip
     ((target, options),) = uvicorn_runs
     assert target == "pollable.server.cli:worker_app"
     assert options["factory"] is True and options["workers"] == 2
     assert (options["loop"], options["http"]) == ("auto", "auto")
     rebuilt = Settings.build(os.environ)
-    assert rebuilt == Settings(store=url, workers=2, time_scale=0.5, validate_responses=False)
+    assert rebuilt == Settings(
+        store=url, port=port, workers=2, time_scale=0.5, validate_responses=False
+    )
     assert callable(cli.worker_app())
 
 
@@ -471,3 +552,224 @@ def test_serve_mistakes(uvicorn_runs: list[tuple[Any, dict[str, Any]]]) -> None:
     fails("serve", "--log-level", "loud", code=2)
     assert "POLLABLE_PORT" in fails("serve", env={"POLLABLE_PORT": "eighty"})
     assert uvicorn_runs == []
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_serve_refuses_a_time_scale_that_is_not_finite(
+    value: str, db: Path, url: str, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    expected = f"Error: time_scale must be a finite number, not {float(value)}"
+    assert fails("serve", "--store", url, f"--time-scale={value}") == expected
+    assert fails("serve", "--store", url, env={"POLLABLE_TIME_SCALE": value}) == expected
+    assert (
+        fails("seed", str(write_fixture(db.parent, [])), "--store", url, f"--time-scale={value}")
+        == expected
+    )
+    assert uvicorn_runs == []
+    assert not db.exists()
+
+
+# -- serve: its address, its store, its fixture ---------------------------------------------
+
+
+def serve_fixture(tmp_path: Path, jobs: list[dict[str, Any]], name: str = "ci.json") -> Path:
+    """Tenant acme with a fixed Crosmos key and a generated Captain key, and ``jobs``."""
+    path = tmp_path / name
+    keys = [{"api": "crosmos", "key": "csk_fixture_acme_0001"}, {"api": "captain"}]
+    path.write_text(json.dumps({"tenants": [{"name": "acme", "keys": keys}], "jobs": jobs}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "options",
+    [(), ("--store", "memory://"), ("--workers", "2"), ("--fixtures", "FIXTURE")],
+    ids=["sqlite", "memory", "workers", "fixtures"],
+)
+def test_serve_on_a_busy_port_fails_first_in_one_line(
+    options: tuple[str, ...],
+    busy_port: int,
+    tmp_path: Path,
+    db: Path,
+    url: str,
+    uvicorn_runs: list[tuple[Any, dict[str, Any]]],
+) -> None:
+    """Not the banner, keys and curl lines of a server that is not this one."""
+    fixture = str(serve_fixture(tmp_path, [sources_job("done", "happy")]))
+    options = tuple(fixture if option == "FIXTURE" else option for option in options)
+    error = fails("serve", "--store", url, "--port", str(busy_port), *options)
+    assert error == f"Error: 127.0.0.1:{busy_port} is already in use; choose another --port"
+    assert not db.exists()
+    assert uvicorn_runs == []
+
+
+def test_serve_on_a_store_with_tenants_says_how_to_get_keys(
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    ok("keys", "create", "--tenant", "acme", "--api", "crosmos", "--store", url)
+    ok("keys", "create", "--tenant", "zeta", "--api", "captain", "--store", url)
+    text = ok("serve", "--store", url, "--port", str(port))
+    assert tenant(url, "demo") is None
+    assert "csk_" not in text and "cap_" not in text
+    assert f"Store {url} has 2 tenants; keys are stored hashed and cannot be shown again." in text
+    create = f"pollable keys create --tenant NAME --api API --store {url}"
+    assert f"Create one with: {create} (API: {' or '.join(api.name for api in JOB_APIS)})" in text
+    assert f"http://127.0.0.1:{port}/docs" in text
+    assert len(uvicorn_runs) == 1
+
+
+def banner_jobs(text: str) -> dict[str, tuple[str, str, str]]:
+    """The job lines of serve's fixture banner: name -> (tenant, job id, scenario)."""
+    found = re.findall(r"^  job (\S+) +tenant (\S+) +(\S+) +scenario (\S+)$", text, re.M)
+    return {name: (owner, job_id, scenario) for name, owner, job_id, scenario in found}
+
+
+def assert_banner_tells_the_truth(text: str, url: str) -> None:
+    acme = tenant(url, "acme")
+    assert acme is not None
+    assert f"  tenant acme  organization id {acme.organization_id}" in text
+    assert "csk_fixture_acme_0001" in text
+    (captain_key,) = re.findall(r"\bcap_dev_\S+", text)
+    owner = on_store(url, lambda store: store.tenant_for_key("captain", hash_key(captain_key)))
+    assert owner is not None and owner.name == "acme"
+    jobs = banner_jobs(text)
+    assert {name: (owner, scenario) for name, (owner, _, scenario) in jobs.items()} == {
+        "done": ("acme", "happy"),
+        "stuck": ("acme", "stuck_pending"),
+        "plain": ("acme", "happy"),
+    }
+    for _, job_id, scenario in jobs.values():
+        record = on_store(url, lambda store, job_id=job_id: store.get_job(acme.id, job_id))
+        assert record.plan.scenario == scenario
+
+
+def test_serve_prints_what_its_fixture_seeded_once_per_store(
+    tmp_path: Path, url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    plain = sources_job("plain", "happy")
+    del plain["scenario"]
+    jobs = [sources_job("done", "happy"), sources_job("stuck", "stuck_pending"), plain]
+    fixture = serve_fixture(tmp_path, jobs)
+    text = ok("serve", "--store", url, "--port", str(port), "--fixtures", str(fixture))
+    assert f"Seeded {fixture} into {url}:" in text
+    assert_banner_tells_the_truth(text, url)
+    assert f"http://127.0.0.1:{port}/docs" in text
+
+    again = ok("serve", "--store", url, "--port", str(port), "--fixtures", str(fixture))
+    assert f"{fixture} was seeded into {url} before" in again
+    assert "csk_" not in again and "cap_dev_" not in again and banner_jobs(again) == {}
+    assert "pollable keys create --tenant NAME --api API" in again
+    assert len(uvicorn_runs) == 2
+
+
+def test_serve_lists_a_handful_of_the_jobs_its_fixture_seeded(
+    tmp_path: Path, url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    many = banner.SHOWN_JOBS + 3
+    fixture = serve_fixture(tmp_path, [sources_job("bulk", "instant", count=many)])
+    text = ok("serve", "--store", url, "--port", str(port), "--fixtures", str(fixture))
+    assert len(banner_jobs(text)) == banner.SHOWN_JOBS
+    assert "\n  ... and 3 more jobs\n" in text
+
+
+def test_serve_on_memory_prints_what_its_fixture_seeded(
+    tmp_path: Path,
+    port: int,
+    uvicorn_runs: list[tuple[Any, dict[str, Any]]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """memory:// lives in the server: the app seeds it, and what it seeded works there."""
+    fixture = serve_fixture(tmp_path, [sources_job("done", "happy")])
+    ok("serve", "--store", "memory://", "--port", str(port), "--fixtures", str(fixture))
+    ((app, _),) = uvicorn_runs
+    with TestClient(app) as client:
+        text = capsys.readouterr().out
+        assert f"Seeded {fixture} into memory://:" in text
+        assert f"http://127.0.0.1:{port}/docs" in text
+        ((owner, job_id, scenario),) = banner_jobs(text).values()
+        assert (owner, scenario) == ("acme", "happy")
+        headers = {"Authorization": "Bearer csk_fixture_acme_0001"}
+        assert client.get(f"/api/v1/jobs/{job_id}", headers=headers).status_code == 200
+        (captain_key,) = re.findall(r"\bcap_dev_\S+", text)
+        (organization,) = re.findall(r"organization id (\S+)", text)
+        headers = {"Authorization": f"Bearer {captain_key}", "X-Organization-ID": organization}
+        assert client.get("/v2/jobs", headers=headers).status_code == 200
+
+
+def broken_fixtures(tmp_path: Path) -> dict[str, tuple[Path, str]]:
+    """Fixture files serve cannot use, and what its one error line says."""
+    yaml = tmp_path / "bad.yaml"
+    yaml.write_text("jobs: [\n")
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00t\x00e")
+    broken = sources_job("broken", "happy", body={"space_id": SPACE, "sources": []})
+    stranger = sources_job("lost", "happy", tenant="ghost")
+    return {
+        "invalid YAML": (yaml, f"Error: {yaml} is not valid YAML: "),
+        "not text": (binary, f"Error: cannot read {binary}: not UTF-8 text"),
+        "breaks the contract": (
+            serve_fixture(tmp_path, [broken], "broken.json"),
+            "Error: job 'broken' (ingest_sources_api_v1_sources_post) was refused with 422: "
+            "body.sources: ",
+        ),
+        "unknown tenant": (
+            serve_fixture(tmp_path, [stranger], "stranger.json"),
+            "Error: job 'lost': unknown tenant 'ghost' (list it under tenants)",
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "case", ["invalid YAML", "not text", "breaks the contract", "unknown tenant"]
+)
+def test_serve_refuses_a_bad_fixture_in_one_line(
+    case: str, tmp_path: Path, url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    path, error = broken_fixtures(tmp_path)[case]
+    assert fails("serve", "--store", url, "--port", str(port), "--fixtures", str(path)).startswith(
+        error
+    )
+    assert fails("seed", str(path), "--store", url).startswith(error)
+    assert uvicorn_runs == []
+
+
+def test_serve_refuses_an_unreadable_fixture_in_one_line(
+    tmp_path: Path,
+    url: str,
+    port: int,
+    uvicorn_runs: list[tuple[Any, dict[str, Any]]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    path = serve_fixture(tmp_path, [])
+    path.chmod(0)
+    if os.access(path, os.R_OK):  # root reads whatever the mode: refuse as the OS would
+        read_text = Path.read_text
+
+        def refused(self: Path, *args: Any, **kwargs: Any) -> str:
+            if self == path:
+                raise PermissionError(13, "Permission denied", str(self))
+            return read_text(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "read_text", refused)
+    error = f"Error: cannot read {path}: Permission denied"
+    assert fails("serve", "--store", url, "--port", str(port), "--fixtures", str(path)) == error
+    assert uvicorn_runs == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["breaks the contract", "unknown tenant"])
+def test_serve_on_memory_refuses_a_bad_fixture_in_one_line(
+    case: str, tmp_path: Path, port: int
+) -> None:
+    """On memory:// only the server can seed: a real one starts, fails and says why in one
+    line, after uvicorn's log and with no traceback."""
+    path, error = broken_fixtures(tmp_path)[case]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("POLLABLE_")}
+    served = subprocess.run(
+        [sys.executable, "-c", "from pollable.server.cli import main; main()", "serve",
+         "--store", "memory://", "--port", str(port), "--fixtures", str(path)],
+        capture_output=True, text=True, timeout=60, env=environ, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert served.returncode == 1, served.stderr
+    assert served.stdout == ""
+    assert "Traceback" not in served.stderr
+    assert served.stderr.strip().splitlines()[-1].startswith(error)

@@ -40,3 +40,20 @@ def test_round_trip_through_the_environment() -> None:
 def test_bad_values_are_clear_errors(environ: dict[str, str], message: str) -> None:
     with pytest.raises(SettingsError, match=message):
         Settings.build(environ)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf", "NaN", "Infinity"])
+@pytest.mark.parametrize("name", ["time_scale", "credit_rate", "tenant_credits"])
+def test_numbers_must_be_finite(name: str, raw: str) -> None:
+    """A plan scaled by nan or inf has no times: every poll of its jobs would fail."""
+    with pytest.raises(SettingsError, match=f"^{name} must be a finite number"):
+        Settings.build({f"POLLABLE_{name.upper()}": raw})
+    with pytest.raises(SettingsError, match=f"^{name} must be a finite number"):
+        Settings(**{name: float(raw)})
+
+
+@pytest.mark.parametrize("name", ["time_scale", "credit_rate", "tenant_credits"])
+def test_numbers_cannot_be_negative(name: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name} cannot be negative"):
+        Settings(**{name: -0.5})
+    assert getattr(Settings(**{name: 0.0}), name) == 0.0

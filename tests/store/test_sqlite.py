@@ -22,7 +22,7 @@ from pollable.lifecycle.errors import NotFound
 from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Status, Tally
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
-from pollable.store.base import Idempotency, NewJob
+from pollable.store.base import Idempotency, NewJob, StoreNotFound
 from pollable.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +61,22 @@ def test_sqlite_open_creates_the_schema(tmp_path):
     asyncio.run(run())
     assert path.exists()
     assert {name for name, _ in schema(path)} >= TABLES
+
+
+def test_sqlite_that_may_not_create_opens_only_an_existing_file(tmp_path):
+    path = tmp_path / "nested" / "s.db"
+
+    async def run() -> None:
+        with pytest.raises(StoreNotFound, match=f"^no store at {path}$"):
+            await SQLiteStore(path, create=False).open()
+        assert not path.parent.exists()
+        await (await opened(path)).close()
+        existing = SQLiteStore(path, create=False)
+        await existing.open()
+        assert await existing.count_tenants() == 0
+        await existing.close()
+
+    asyncio.run(run())
 
 
 def test_sqlite_item_pages_and_counts_are_index_searches(tmp_path):

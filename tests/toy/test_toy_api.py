@@ -20,7 +20,7 @@ import pytest
 import uvicorn
 from starlette.testclient import TestClient
 
-from pollable.server import cli
+from pollable.server import banner as banners
 from pollable.server.app import create_app
 from pollable.server.provision import TenantKeys, provision_tenant
 from pollable.server.settings import Settings
@@ -105,10 +105,10 @@ def test_the_demo_banner_shows_the_toy_call(settings: Settings) -> None:
         return await provision_tenant(store, "demo", [TOY], credits=10)
 
     demo = on_store(settings.store, provision)
-    banner = cli.demo_banner(demo, settings)
+    banner = banners.demo_banner(demo, settings)
     assert f"Toy key          {demo.toy_key}" in banner
     assert f"-d {shlex.quote(json.dumps(TOY.demo.body))}" in banner
-    assert f"{cli.base_url(settings)}/toy/v1/batches/JOB_ID" in banner
+    assert f"{banners.base_url(settings)}/toy/v1/batches/JOB_ID" in banner
 
 
 @pytest.fixture
