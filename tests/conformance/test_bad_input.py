@@ -263,6 +263,11 @@ CAPTAIN_BAD: dict[str, Send] = {
     "list: limit 0": get("/v2/jobs", limit=0),
     "list: limit 201": get("/v2/jobs", limit=201),
     "list: limit not a number": get("/v2/jobs", limit="ten"),
+    "list: limit in Arabic-Indic digits": get("/v2/jobs", limit="\u0661\u0662"),
+    "list: limit in fullwidth digits": get("/v2/jobs", limit="\uff11\uff12"),
+    "list: limit of 23 digits": get("/v2/jobs", limit="9" * 23),
+    "list: offset of 5,000 digits": get("/v2/jobs", offset="9" * 5000),
+    "list: offset of -5,000 digits": get("/v2/jobs", offset="-" + "9" * 5000),
     "list: offset -1": get("/v2/jobs", offset=-1),
     "list: offset 1000001": get("/v2/jobs", offset=1_000_001),
     "list: unknown status": get("/v2/jobs", status="done"),
@@ -344,6 +349,10 @@ def test_bad_files_paging(api: Api, acme: Tenant) -> None:
         {"files_limit": -1},
         {"files_limit": "1.5"},
         {"files_limit": "ten"},
+        {"files_limit": "\u0661\u0662"},
+        {"files_limit": "\uff15"},
+        {"files_limit": "99999999999999999999999"},
+        {"files_limit": "9" * 5000},
     ):
         path = f"/v2/jobs/{job_id}"
         response = api.client.get(path, headers=acme.captain, params=params)
