@@ -5,6 +5,7 @@ a log line or a reply."""
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import random
@@ -359,6 +360,54 @@ def test_bad_files_paging(api: Api, acme: Tenant) -> None:
         assert response.status_code == 422, (params, response.text)
         assert_contract_error(response, "GET", path)
         assert response.json()["detail"][0]["loc"][0] == "query"
+    assert stored(api, acme) == before
+
+
+def _cursor(value: Any, *, padded: bool = False, alphabet: bytes = b"-_") -> str:
+    raw = base64.b64encode(json.dumps(value, separators=(",", ":")).encode(), alphabet)
+    return (raw if padded else raw.rstrip(b"=")).decode()
+
+
+def test_forged_files_cursors_are_422(api: Api, acme: Tenant) -> None:
+    """Only a cursor the job could have issued reads a page: its exact encoding, pointing
+    after an item that has a next one. Anything else (bools are ints in Python, ordinals
+    past the end or past SQLite's integers, other JSON) is the same 422, never a page."""
+    body = {**captain_body("s3"), "max_files": 20}
+    url = "/v2/collections/docs/index/s3"
+    job_id = _created(api.client.post(url, json=body, headers=acme.captain))
+    path = f"/v2/jobs/{job_id}"
+
+    def page(cursor: str) -> httpx.Response:
+        params = {"files_cursor": cursor, "files_limit": 2}
+        return api.client.get(path, headers=acme.captain, params=params)
+
+    issued = api.client.get(path, headers=acme.captain, params={"files_limit": 1}).json()
+    assert issued["files_page"]["next_cursor"] == _cursor([job_id, 0])
+    last_but_one = page(_cursor([job_id, 18]))
+    assert last_but_one.status_code == 200, last_but_one.text
+    assert len(last_but_one.json()["files"]) == 1
+    assert last_but_one.json()["files_page"]["next_cursor"] is None
+    canonical = _cursor([job_id, 12])  # 43 bytes: base64 would pad it with "=="
+    forged = [
+        _cursor([job_id, True]), _cursor([job_id, False]), _cursor([job_id, 1.0]),
+        _cursor([job_id, 19]), _cursor([job_id, 20]), _cursor([job_id, 10**6]),
+        _cursor([job_id, 2**63 - 1]), _cursor([job_id, 2**63]), _cursor([job_id, 2**64 - 1]),
+        _cursor([job_id, 10**30]), _cursor([job_id, -1]), _cursor([job_id, None]),
+        _cursor([job_id, "1"]), _cursor([job_id]), _cursor([job_id, 1, 2]), _cursor([1, job_id]),
+        _cursor({job_id: 1}), _cursor({"job_id": job_id, "ordinal": 1}), _cursor(job_id),
+        _cursor(1), _cursor(None), _cursor([job_id.upper(), 1]), _cursor([job_id, 12.0]),
+        _cursor([job_id, 12], padded=True), canonical + "=", canonical + "===", canonical[:-1],
+        " " + canonical, canonical.replace("", " ").strip(), "\u00e9" * 8, "!" * 8, "====",
+        base64.urlsafe_b64encode(f'[ "{job_id}", 12 ]'.encode()).decode().rstrip("="),
+    ]  # fmt: skip
+    assert _cursor([job_id, 12], padded=True) == canonical + "=="
+    before = stored(api, acme)
+    for cursor in forged:
+        response = page(cursor)
+        assert response.status_code == 422, (cursor, response.text[:200])
+        assert_contract_error(response, "GET", path)
+        assert [item["loc"] for item in response.json()["detail"]] == [["query", "files_cursor"]]
+    assert page(canonical).status_code == 200
     assert stored(api, acme) == before
 
 
