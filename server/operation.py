@@ -29,6 +29,13 @@ _WHITESPACE = (
     "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
     "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
+#: Sandbox bound: how deep a request body may nest (``{"a": [1]}`` is 2 levels). The
+#: contracts' own shapes take 4 (Crosmos ``meta`` is free-form below that); the JSON
+#: encoder that fingerprints bodies and the validator's error reports stop near 255, and
+#: the parser at 1,024. Deeper bodies are refused like unparsable ones, never a 500.
+MAX_BODY_DEPTH = 128
+#: What JSON nests in, as orjson parses it.
+_CONTAINERS = (list, dict)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _NOT_AN_OBJECT = "Input should be a valid dictionary or object to extract fields from"
@@ -191,6 +198,19 @@ class Operation:
                     }
                 ]
             ) from None
+        if _deeper_than(MAX_BODY_DEPTH, raw, value):
+            raise RequestInvalid(
+                [
+                    {
+                        "loc": ["body"],
+                        "msg": "JSON decode error",
+                        "type": "json_invalid",
+                        "ctx": {
+                            "error": f"nested deeper than {MAX_BODY_DEPTH} levels (a sandbox bound)"
+                        },
+                    }
+                ]
+            )
         bad = errors(self.body, value, ("body",))
         if bad:
             raise RequestInvalid(bad)
@@ -207,6 +227,25 @@ class Operation:
             raise ResponseInvalid(
                 f"{self.operation_id}: {status} body breaks the contract: {found}"
             )
+
+
+def _deeper_than(limit: int, raw: bytes, value: Any) -> bool:
+    """Whether the parsed JSON ``value`` nests more than ``limit`` levels."""
+    # Every level opens a bracket: with no more brackets than levels allowed (most bodies),
+    # there is nothing to walk. Counting runs in C.
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    level = [value] if type(value) in _CONTAINERS else []
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if type(node) is dict else node)
+            if type(child) in _CONTAINERS
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _is_json(content_type: str) -> bool:

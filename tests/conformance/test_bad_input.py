@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from pollable.server import contract
+from pollable.server.operation import MAX_BODY_DEPTH
 from pollable.server.settings import Settings
 from tests.conformance.bodies import (
     CAPTAIN_TARGETS,
@@ -151,6 +152,15 @@ def captain(target: str, collection: str = "docs", **changes: Any) -> Send:
     return post_json(f"/v2/collections/{collection}/index/{target}", body)
 
 
+def deep_sources(depth: int) -> bytes:
+    """An ingest body that the schema accepts, its source's ``meta`` nested ``depth`` deep."""
+    meta = b'{"a": ' * (depth - 3) + b"1" + b"}" * (depth - 3)
+    return b'{"space_id": "%s", "sources": [{"content": "x", "meta": %s}]}' % (
+        SPACE_ID.encode(),
+        meta,
+    )
+
+
 REMOVE = object()
 SOURCE = {"content": "Ada wrote programs."}
 CROSMOS_BAD: dict[str, Send] = {
@@ -160,6 +170,10 @@ CROSMOS_BAD: dict[str, Send] = {
     "NaN": post_raw(SOURCES, b'{"space_id": NaN, "sources": []}'),
     "not UTF-8": post_raw(SOURCES, b'{"space_id": "\xff\xfe", "sources": []}'),
     "nested 2000 deep": post_raw(SOURCES, b"[" * 2000 + b"]" * 2000),
+    "nested 10,000 deep": post_raw(SOURCES, b"[" * 10_000 + b"]" * 10_000),
+    "nested 300 deep": post_raw(SOURCES, b"[" * 300 + b"]" * 300),
+    "meta nested 300 deep": post_raw(SOURCES, deep_sources(300)),
+    "meta nested 1000 deep": post_raw(SOURCES, deep_sources(1000)),
     "text/plain": post_raw(SOURCES, json.dumps(CROSMOS_CREATES[SOURCES]).encode(), "text/plain"),
     "form": post_raw(SOURCES, b"space_id=x&sources=y", "application/x-www-form-urlencoded"),
     "no body": post_raw(SOURCES, b""),
@@ -246,6 +260,11 @@ CAPTAIN_BAD: dict[str, Send] = {
     "bucket name: 2 characters": captain("r2", bucket_name="ab"),
     "65 metadata keys": captain("url", custom_metadata={f"k{i}": i for i in range(65)}),
     "nested metadata": captain("url", custom_metadata={"k": {"nested": True}}),
+    "metadata nested 300 deep": post_raw(
+        "/v2/collections/docs/index/url",
+        b'{"url": "https://example.com/a.pdf", "custom_metadata": {"k": %s}}'
+        % (b"[" * 300 + b"]" * 300),
+    ),
     "text: 5,000,001 characters": captain("text", content="x" * 5_000_001),
     "text: empty": captain("text", content=""),
     "collection: bad first character": captain("url", collection="-docs"),
@@ -409,6 +428,20 @@ def test_forged_files_cursors_are_422(api: Api, acme: Tenant) -> None:
         assert [item["loc"] for item in response.json()["detail"]] == [["query", "files_cursor"]]
     assert page(canonical).status_code == 200
     assert stored(api, acme) == before
+
+
+def test_a_body_at_the_nesting_bound_is_accepted_and_replayed(api: Api, acme: Tenant) -> None:
+    """Whatever the nesting bound lets through, the idempotency fingerprint and the plan's
+    seed can encode (the same body twice plans the same job: the fingerprint ran)."""
+    body = deep_sources(MAX_BODY_DEPTH)
+    headers = {**acme.crosmos, "content-type": "application/json"}
+    first = api.client.post(SOURCES, content=body, headers=headers)
+    again = api.client.post(SOURCES, content=body, headers=headers)
+    assert (first.status_code, again.status_code) == (202, 202), first.text
+    refused = api.client.post(SOURCES, content=deep_sources(MAX_BODY_DEPTH + 1), headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body"]
+    assert str(MAX_BODY_DEPTH) in refused.json()["detail"][0]["ctx"]["error"]
 
 
 def test_captain_job_ids_that_are_no_uuid_are_404(api: Api, acme: Tenant) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from pollable.server import contract
 from pollable.server.operation import (
+    MAX_BODY_DEPTH,
     Operation,
     Param,
     RequestInvalid,
@@ -174,3 +175,28 @@ def test_numbers_are_ascii_and_finite() -> None:
         assert refused(raw) == "float_parsing", raw
     for raw in ("inf", "-Infinity", "nan", "1e400"):
         assert refused(raw) == "finite_number", raw
+
+
+def _nested(depth: int) -> bytes:
+    """A Crosmos ingest body nested ``depth`` levels deep (its ``meta`` takes the rest)."""
+    meta = b'{"a": ' * (depth - 3) + b"1" + b"}" * (depth - 3)
+    return b'{"space_id": "%s", "sources": [{"content": "x", "meta": %s}]}' % (ORG.encode(), meta)
+
+
+def test_bodies_nest_at_most_the_sandbox_bound(operations: dict[str, Operation]) -> None:
+    """The bound sits far above the contracts' shapes and below what the JSON encoder (the
+    idempotency fingerprint) and the schema validator's error reports can take (~255)."""
+    ingest = operations["ingest_sources_api_v1_sources_post"]
+
+    def read(raw: bytes) -> object:
+        return ingest.read_body(raw, "application/json")
+
+    assert 16 <= MAX_BODY_DEPTH <= 200
+    assert ingest.read_body(_nested(MAX_BODY_DEPTH), None)["space_id"] == ORG
+    for depth in (MAX_BODY_DEPTH + 1, 254, 255, 256, 300, 1000):
+        assert problems(partial(read, _nested(depth))) == [(("body",), "json_invalid")], depth
+    for raw in (b"[" * 300 + b"]" * 300, b"[" * 10_000 + b"]" * 10_000, b'{"a":' * 10_000):
+        assert [kind for _, kind in problems(partial(read, raw))] == ["json_invalid"]
+    # Wide is not deep: many brackets side by side are read (and judged by the schema).
+    wide = b"[" + b",".join([b"[[]]"] * 1000) + b"]"
+    assert problems(partial(read, wide)) == [(("body",), "dict_type")]
