@@ -14,10 +14,13 @@ from collections import OrderedDict
 from typing import Any
 
 import jwt
+from connexion.exceptions import OAuthProblem
 from connexion.security import NO_VALUE, BearerSecurityHandler
 
 from pollable.handlers.api import Principal
 from pollable.store.base import Store, Tenant
+
+from .headers import field_value
 
 #: Key prefixes per API, as the upstream services issue them.
 KEY_PREFIXES = {"crosmos": ("csk_",), "captain": ("cap_dev_", "cap_prod_")}
@@ -125,14 +128,26 @@ def bearer_handler(api: str) -> type[BearerSecurityHandler]:
         def _resolve_func(self, security_scheme: Any) -> Any:
             return api  # anything but None: there is no user function to look up
 
+        @staticmethod
+        def get_auth_header_value(request: Any) -> tuple[str | None, str | None]:
+            # Connexion's reads Starlette's headers, whitespace and all: read as validation does.
+            value = field_value(request.scope["headers"], "authorization")
+            if not value:
+                return None, None
+            try:
+                auth_type, token = value.split(maxsplit=1)
+            except ValueError:
+                raise OAuthProblem(detail="Invalid authorization header") from None
+            return auth_type.lower(), token
+
         def _get_verify_func(self, _unused: Any) -> Any:
             async def verify(request: Any) -> Any:
                 auth_type, token = self.get_auth_header_value(request)
-                if auth_type != "bearer":
+                if auth_type != "bearer" or token is None:
                     return NO_VALUE
                 authenticator: Authenticator = request.scope["state"]["services"].authenticator
                 principal = await authenticator.authenticate(
-                    api, token, request.headers.get(ORGANIZATION_HEADER)
+                    api, token, field_value(request.scope["headers"], ORGANIZATION_HEADER)
                 )
                 return {"sub": principal.tenant_id, "principal": principal}
 

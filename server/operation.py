@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 import orjson
 
+from .headers import first_values
 from .validation import ErrorItem, SchemaCompiler, errors
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -130,9 +131,7 @@ class Operation:
     ) -> dict[str, Any]:
         """Parameters by key, coerced, defaulted and validated; raises ``RequestInvalid``."""
         query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-        header_map = {
-            name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers
-        }
+        header_map = first_values(headers)
         found: dict[str, Any] = {}
         problems: list[ErrorItem] = []
         for param in self.params:
