@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
 from urllib.parse import unquote
 
 from starlette.routing import Mount, Route, Router
 
 from pollable.server.routing import anchor, segment_path
+from tests.conformance.live import LiveServer
 from tests.conftest import Api, Tenant
 
 JOB = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
@@ -111,3 +114,29 @@ def test_no_redirect_and_no_host_reflected(api: Api, acme: Tenant) -> None:
     # The docs' own redirect (to the UI's folder) is relative: no host in it.
     docs = api.client.get("/docs", headers=evil, follow_redirects=False)
     assert docs.status_code == 307 and docs.headers["location"] == "/docs/"
+
+
+def test_over_a_real_socket(tmp_path: Path) -> None:
+    """What httpx would normalise, sent as bytes to ``pollable serve``: an encoded slash
+    reaches the operation of its path (and its authentication), a trailing slash with a
+    foreign Host gets a 404 in JSON, never a redirect there."""
+    server = LiveServer("memory://", tmp_path / "serve.log").start()
+    try:
+
+        def ask(target: str, host: str = "127.0.0.1") -> tuple[str, str]:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                reply = b""
+                while b"\r\n\r\n" not in reply:
+                    reply += sock.recv(65536)
+            head = reply.decode("latin-1").split("\r\n\r\n")[0]
+            return head.split("\r\n")[0], head.lower()
+
+        status, _ = ask(f"/v2/jobs/{JOB}%2Fcancel")
+        assert status == "HTTP/1.1 401 Unauthorized"  # the GET of job "X/cancel"
+        for target in ("/v2/jobs/", f"/api/v1/jobs/{JOB}/", "/api/v1/sources/"):
+            status, head = ask(target, host="evil.example")
+            assert status == "HTTP/1.1 404 Not Found", (target, status)
+            assert "content-type: application/json" in head and "evil" not in head
+    finally:
+        server.stop()
