@@ -1,5 +1,6 @@
 """Run pollable under uvicorn for a benchmark: one worker, loop/http "auto" (uvloop and
-httptools when installed), no access log.
+httptools when installed) with the bounds ``pollable serve`` sets (server/protocol.py), no
+access log.
 
     python -m bench.serve --store sqlite:////tmp/x.db --port 8123 [--no-validate-responses]
 
@@ -15,6 +16,7 @@ import argparse
 import uvicorn
 
 from pollable.server.app import create_app
+from pollable.server.protocol import PROTOCOLS, uvicorn_options
 from pollable.server.settings import Settings
 
 
@@ -26,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-scale", type=float, default=None)
     parser.add_argument("--no-validate-responses", action="store_true")
     parser.add_argument("--loop", default="auto")
-    parser.add_argument("--http", default="auto")
+    parser.add_argument("--http", default="auto", choices=sorted(PROTOCOLS))
     args = parser.parse_args(argv)
     settings = Settings.build(
         {},
@@ -42,11 +44,11 @@ def main(argv: list[str] | None = None) -> None:
         host=settings.host,
         port=settings.port,
         loop=args.loop,
-        http=args.http,
         workers=1,
         lifespan="on",
         log_level=settings.log_level,
         access_log=False,
+        **uvicorn_options(settings, args.http),
     )
 
 

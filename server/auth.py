@@ -15,12 +15,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import jwt
+from connexion.exceptions import OAuthProblem
 from connexion.security import NO_VALUE, BearerSecurityHandler
 
 from pollable.handlers.api import Principal
 from pollable.handlers.descriptor import ApiDescriptor, hash_key
 from pollable.lifecycle.errors import Forbidden
 from pollable.store.base import Store
+
+from .headers import field_value
 
 NOT_AUTHENTICATED = "Not authenticated"
 INVALID_CREDENTIALS = "Invalid authentication credentials"
@@ -139,10 +142,22 @@ def bearer_handler(api: ApiDescriptor) -> type[BearerSecurityHandler]:
         def _resolve_func(self, security_scheme: Any) -> Any:
             return api  # anything but None: there is no user function to look up
 
+        @staticmethod
+        def get_auth_header_value(request: Any) -> tuple[str | None, str | None]:
+            # Connexion's reads Starlette's headers, whitespace and all: read as validation does.
+            value = field_value(request.scope["headers"], "authorization")
+            if not value:
+                return None, None
+            try:
+                auth_type, token = value.split(maxsplit=1)
+            except ValueError:
+                raise OAuthProblem(detail="Invalid authorization header") from None
+            return auth_type.lower(), token
+
         def _get_verify_func(self, _unused: Any) -> Any:
             async def verify(request: Any) -> Any:
                 auth_type, token = self.get_auth_header_value(request)
-                if auth_type != "bearer":
+                if auth_type != "bearer" or token is None:
                     return NO_VALUE
                 authenticator: Authenticator = request.scope["state"]["services"].authenticator
                 principal = await authenticator.authenticate(api, token)

@@ -368,12 +368,15 @@ def serve(
 
     import uvicorn
 
+    from .protocol import uvicorn_options
+
     common: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "loop": "auto",
-        "http": "auto",
         "log_level": log_level,
+        # Bounded request heads (size, time), keep-alive, JSON refusals: server/protocol.py.
+        **uvicorn_options(settings),
     }
     if settings.workers == 1:
         from .app import create_app

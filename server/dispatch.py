@@ -22,7 +22,8 @@ from pollable.lifecycle.errors import PollableError
 from .auth import NOT_AUTHENTICATED, Unauthorized, check_organization
 from .contract import Contract, ContractError
 from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, in_shape, reply_for
-from .operation import Operation, RequestInvalid, ResponseInvalid, compile_operations, read_headers
+from .headers import field_value, first_values
+from .operation import Operation, RequestInvalid, ResponseInvalid, compile_operations
 
 log = logging.getLogger("pollable.dispatch")
 
@@ -133,7 +134,7 @@ async def _read(
             raise Unauthorized(NOT_AUTHENTICATED)
         principal = Principal("", "", "", target.api.name)
     operation, header = target.operation, target.api.organization_header
-    headers = read_headers(request.headers)
+    headers = first_values(request.headers)
     if header is not None:
         check_organization(target.api, principal, headers.get(header.lower()))
     problems = []
@@ -201,7 +202,7 @@ class Dispatcher:
         await send({"type": "http.response.body", "body": payload})
 
     async def _body(self, headers: Sequence[tuple[bytes, bytes]], receive: Receive) -> bytes:
-        declared = read_headers(headers).get("content-length")
+        declared = field_value(headers, "content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
             raise PayloadTooLarge()
         chunks = []

@@ -58,6 +58,7 @@ async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def docs_app(contracts: Iterable[Contract]) -> Router:
-    """Routes for every contract's document and UI; anything else is a 404."""
+    """Routes for every contract's document and UI; anything else is a 404 (never a
+    redirect to another slash: it would be built from the client's Host header)."""
     routes = [route for contract in contracts for route in _routes(contract)]
-    return Router(routes=routes, default=_not_found)
+    return Router(routes=routes, default=_not_found, redirect_slashes=False)

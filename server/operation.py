@@ -3,6 +3,7 @@ and how to check and write its responses. Nothing here compiles a schema per req
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -12,10 +13,30 @@ from urllib.parse import parse_qsl
 import jsonschema_rs
 import orjson
 
+from .headers import first_values
 from .validation import ErrorItem, SchemaCompiler, errors
 
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-_INTEGER = re.compile(r"[+-]?\d+")
+#: An integer as pydantic (FastAPI's validation, lax mode) reads one from a string: ASCII
+#: digits only (``int()`` and ``\d`` would take any script's digits), an optional sign,
+#: single ``_`` between digits and a zero fraction allowed.
+_INTEGER = re.compile(r"([+-]?)([0-9](?:_?[0-9])*)(?:\.0+)?")
+#: pydantic refuses longer integers (``int_parsing_size``); so does ``int()`` (CPython's
+#: conversion limit), which would otherwise raise on them.
+_MAX_DIGITS = 4300
+#: What pydantic strips around a value: Unicode White_Space (Rust's ``str::trim``), which
+#: is not quite Python's ``str.strip()`` (that also strips U+001C..U+001F).
+_WHITESPACE = (
+    "\t\n\x0b\x0c\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007"
+    "\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+#: Sandbox bound: how deep a request body may nest (``{"a": [1]}`` is 2 levels). The
+#: contracts' own shapes take 4 (Crosmos ``meta`` is free-form below that); the JSON
+#: encoder that fingerprints bodies and the validator's error reports stop near 255, and
+#: the parser at 1,024. Deeper bodies are refused like unparsable ones, never a 500.
+MAX_BODY_DEPTH = 128
+#: What JSON nests in, as orjson parses it.
+_CONTAINERS = (list, dict)
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 _NOT_AN_OBJECT = "Input should be a valid dictionary or object to extract fields from"
@@ -48,22 +69,43 @@ class Param:
         loc = [self.location, self.name.lower() if self.location == "header" else self.name]
         match self.json_type:
             case "integer":
-                if _INTEGER.fullmatch(raw.strip()):
-                    return int(raw), None
-                msg = "Input should be a valid integer, unable to parse string as an integer"
-                return None, {"loc": loc, "msg": msg, "type": "int_parsing"}
+                return _integer(raw, loc)
             case "number":
-                try:
-                    return float(raw), None
-                except ValueError:
-                    msg = "Input should be a valid number, unable to parse string as a number"
-                    return None, {"loc": loc, "msg": msg, "type": "float_parsing"}
+                return _number(raw, loc)
             case "boolean":
                 if raw.lower() in _TRUE | _FALSE:
                     return raw.lower() in _TRUE, None
                 msg = "Input should be a valid boolean, unable to interpret input"
                 return None, {"loc": loc, "msg": msg, "type": "bool_parsing"}
         return raw, None
+
+
+def _integer(raw: str, loc: list[str]) -> tuple[int | None, ErrorItem | None]:
+    match = _INTEGER.fullmatch(raw.strip(_WHITESPACE))
+    if match is None:
+        msg = "Input should be a valid integer, unable to parse string as an integer"
+        return None, {"loc": loc, "msg": msg, "type": "int_parsing"}
+    sign, digits = match.groups()
+    digits = digits.replace("_", "").lstrip("0") or "0"
+    if len(digits) > _MAX_DIGITS:
+        msg = "Unable to parse input string as an integer, exceeded maximum size"
+        return None, {"loc": loc, "msg": msg, "type": "int_parsing_size"}
+    return int(sign + digits), None
+
+
+def _number(raw: str, loc: list[str]) -> tuple[float | None, ErrorItem | None]:
+    try:
+        # float() takes any script's digits too; only ASCII is a number here.
+        value = float(raw) if raw.isascii() else None
+    except ValueError:
+        value = None
+    if value is None:
+        msg = "Input should be a valid number, unable to parse string as a number"
+        return None, {"loc": loc, "msg": msg, "type": "float_parsing"}
+    if not math.isfinite(value):
+        # JSON has no infinities; a contract's bounds cannot be checked against NaN.
+        return None, {"loc": loc, "msg": "Input should be a finite number", "type": "finite_number"}
+    return value, None
 
 
 @dataclass(frozen=True)
@@ -89,7 +131,7 @@ class Operation:
     ) -> dict[str, Any]:
         """Parameters by key, coerced, defaulted and validated; raises ``RequestInvalid``."""
         query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-        header_map = read_headers(headers)
+        header_map = first_values(headers)
         found: dict[str, Any] = {}
         problems: list[ErrorItem] = []
         for param in self.params:
@@ -155,6 +197,19 @@ class Operation:
                     }
                 ]
             ) from None
+        if _deeper_than(MAX_BODY_DEPTH, raw, value):
+            raise RequestInvalid(
+                [
+                    {
+                        "loc": ["body"],
+                        "msg": "JSON decode error",
+                        "type": "json_invalid",
+                        "ctx": {
+                            "error": f"nested deeper than {MAX_BODY_DEPTH} levels (a sandbox bound)"
+                        },
+                    }
+                ]
+            )
         bad = errors(self.body, value, ("body",))
         if bad:
             raise RequestInvalid(bad)
@@ -173,9 +228,23 @@ class Operation:
             )
 
 
-def read_headers(headers: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Request headers by lower-case name: the one way every part of pollable reads them."""
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in headers}
+def _deeper_than(limit: int, raw: bytes, value: Any) -> bool:
+    """Whether the parsed JSON ``value`` nests more than ``limit`` levels."""
+    # Every level opens a bracket: with no more brackets than levels allowed (most bodies),
+    # there is nothing to walk. Counting runs in C.
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    level = [value] if type(value) in _CONTAINERS else []
+    for _ in range(limit):
+        level = [
+            child
+            for node in level
+            for child in (node.values() if type(node) is dict else node)
+            if type(child) in _CONTAINERS
+        ]
+        if not level:
+            return False
+    return True
 
 
 def _is_json(content_type: str) -> bool:

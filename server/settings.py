@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 ENV_PREFIX = "POLLABLE_"
-MiB = 1024 * 1024
+KiB = 1024
+MiB = 1024 * KiB
 
 
 class SettingsError(ValueError):
@@ -47,6 +48,16 @@ class Settings:
     #: A seed fixture (YAML or JSON, see ``pollable seed --help``) loaded into the store when
     #: the server starts: tenants, fixed keys and jobs. Applied once per store.
     fixtures: str | None = None
+    #: A request whose head (request line and header fields) is still incomplete after this
+    #: many bytes is answered 431, and its connection closed. (It bounds what a client can
+    #: make the server hold: a head that arrives whole in one socket read, at most 256 KiB,
+    #: is read, as h11 reads one.)
+    max_header_bytes: int = 32 * KiB
+    #: Seconds a client has to send a request's head, from its first byte (or from
+    #: connecting); then its connection is closed.
+    header_timeout: float = 10.0
+    #: Seconds an idle connection is kept open between requests (uvicorn's keep-alive).
+    keep_alive_timeout: float = 5.0
 
     def __post_init__(self) -> None:
         for name in ("time_scale", "tenant_credits", "credit_rate"):
@@ -58,6 +69,11 @@ class Settings:
                 raise SettingsError(f"{name} cannot be negative")
         if self.max_body_bytes <= 0:
             raise SettingsError("max_body_bytes must be positive")
+        if self.max_header_bytes < KiB:
+            raise SettingsError("max_header_bytes must be at least 1024")
+        for name in ("header_timeout", "keep_alive_timeout"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise SettingsError(f"{name} must be a positive number of seconds")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
         if not 0 < self.port < 65536:

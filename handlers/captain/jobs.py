@@ -78,19 +78,27 @@ def _encode_cursor(job_id: str, ordinal: int) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(job_id: str, cursor: str | None) -> int:
-    """The ordinal a cursor points after (-1 for the first page)."""
+def _decode_cursor(job_id: str, cursor: str | None, n_items: int) -> int:
+    """The ordinal a cursor points after (-1 for the first page). A cursor is one this job
+    could have issued, exactly as ``_encode_cursor`` wrote it (no other padding, spacing or
+    number spelling), pointing after an item that has a next one; anything else is forged."""
     if cursor is None:
         return -1
     try:
-        owner, ordinal = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, TypeError, binascii.Error):
-        owner, ordinal = None, None
-    if owner != job_id or not isinstance(ordinal, int) or ordinal < 0:
-        raise InvalidInput(
-            ("query", "files_cursor"), "Invalid cursor: use files_page.next_cursor of this job"
-        )
-    return ordinal
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        decoded = None
+    match decoded:
+        case [str(owner), int(ordinal)] if (
+            type(ordinal) is int  # not a bool
+            and owner == job_id
+            and 0 <= ordinal < n_items - 1
+            and _encode_cursor(job_id, ordinal) == cursor
+        ):
+            return ordinal
+    raise InvalidInput(
+        ("query", "files_cursor"), "Invalid cursor: use files_page.next_cursor of this job"
+    )
 
 
 def _pricing(call: Call) -> present.Pricing:
@@ -102,7 +110,7 @@ async def get_job(call: Call) -> Reply:
     job_id = call.params["job_id"]
     record = await load_job(call, job_id)
     plan = record.plan
-    after = _decode_cursor(job_id, call.params.get("files_cursor"))
+    after = _decode_cursor(job_id, call.params.get("files_cursor"), plan.n_items)
     limit = call.params["files_limit"]
     now = call.services.now()
     state = state_at(plan, record.events, now)

@@ -104,3 +104,38 @@ def test_keys_are_stored_hashed(tmp_path: Path) -> None:
 @pytest.mark.parametrize("header", ["Bearer  spaced", "bearer lower"])
 def test_scheme_is_case_insensitive_and_tolerant(api: Api, header: str) -> None:
     assert api.client.get(JOB, headers={"Authorization": header}).status_code == 401
+
+
+def test_whitespace_around_header_values_is_not_part_of_them(api: Api, acme: Tenant) -> None:
+    """RFC 9110 section 5.5: leading and trailing SP and HTAB are not part of a field value
+    (h11 strips them; a test client or another HTTP server may not)."""
+    for padding in (" ", "\t", " \t "):
+        crosmos = {"Authorization": f"{padding}Bearer {acme.crosmos_key}{padding}"}
+        assert api.client.get(JOB, headers=crosmos).status_code == 404, repr(padding)
+        captain = {
+            "Authorization": f"Bearer {acme.captain_key}{padding}",
+            "X-Organization-ID": f"{padding}{acme.organization_id}{padding}",
+        }
+        assert api.client.get("/v2/jobs", headers=captain).status_code == 200, repr(padding)
+    # Whitespace inside a value is part of it.
+    inner = {"Authorization": f"Bearer {acme.crosmos_key[:6]} {acme.crosmos_key[6:]}"}
+    assert api.client.get(JOB, headers=inner).status_code == 401
+
+
+def test_a_repeated_organization_header_is_read_as_its_first_line(
+    api: Api, acme: Tenant, globex: Tenant
+) -> None:
+    """X-Organization-ID is no list (RFC 9110 section 5.3): a repeated one is read as its
+    first field line, by authentication and by validation alike, as FastAPI reads it."""
+    key = ("Authorization", f"Bearer {acme.captain_key}")
+    own, other = acme.organization_id, globex.organization_id
+
+    def status(*organizations: str) -> int:
+        headers = [key, *(("X-Organization-ID", org) for org in organizations)]
+        return api.client.get("/v2/jobs", headers=headers).status_code
+
+    assert status(own, other) == 200
+    assert status(own, "not-a-uuid") == 200
+    assert status(own, "") == 200
+    assert status(other, own) == 403
+    assert status("not-a-uuid", own) == 403

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import socket
 import subprocess
@@ -26,6 +27,7 @@ from pollable.handlers.descriptor import hash_key
 from pollable.handlers.registry import APIS, JOB_APIS
 from pollable.server import banner, cli
 from pollable.server.app import create_app
+from pollable.server.protocol import BoundedHttpToolsProtocol
 from pollable.server.seed import Operations
 from pollable.server.settings import Settings
 from pollable.store import UnsupportedStore, open_store
@@ -504,9 +506,14 @@ def test_serve_bootstraps_then_runs_one_worker(
 
     ((app, options),) = uvicorn_runs
     assert callable(app) and not isinstance(app, str)
+    protocol = options.pop("http")
     assert options == {
-        "host": "127.0.0.1", "port": port, "loop": "auto", "http": "auto", "log_level": "warning",
+        "host": "127.0.0.1", "port": port, "loop": "auto", "log_level": "warning",
+        "h11_max_incomplete_event_size": 32 * 1024, "timeout_keep_alive": 5.0,
     }  # fmt: skip
+    # uvicorn's own choice (httptools), with request heads bounded in size and time.
+    assert protocol.func is BoundedHttpToolsProtocol
+    assert protocol.keywords == {"max_header_bytes": 32 * 1024, "header_timeout": 10.0}
 
     again = ok("serve", "--store", url, "--port", str(port))
     assert "csk_" not in again and f"http://127.0.0.1:{port}/docs" in again
@@ -529,7 +536,9 @@ def test_serve_many_workers_through_the_factory(
     ((target, options),) = uvicorn_runs
     assert target == "pollable.server.cli:worker_app"
     assert options["factory"] is True and options["workers"] == 2
-    assert (options["loop"], options["http"]) == ("auto", "auto")
+    assert options["loop"] == "auto" and options["http"].func is BoundedHttpToolsProtocol
+    # Worker processes are spawned: uvicorn pickles its options for them.
+    assert pickle.loads(pickle.dumps(options["http"])).keywords == options["http"].keywords
     rebuilt = Settings.build(os.environ)
     assert rebuilt == Settings(
         store=url, port=port, workers=2, time_scale=0.5, validate_responses=False

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+from pathlib import Path
+from urllib.parse import unquote
+
 from starlette.routing import Mount, Route, Router
 
-from pollable.server.routing import anchor
+from pollable.server.routing import anchor, segment_path
+from tests.conformance.live import LiveServer
 from tests.conftest import Api, Tenant
 
 JOB = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
@@ -37,3 +42,101 @@ def test_a_trailing_newline_never_skips_authentication(api: Api, acme: Tenant) -
         json={"url": "https://example.com/a.pdf", "processing_type": "basic"},
     )
     assert collection.status_code == 422
+
+
+def test_segment_paths_decode_like_the_server_except_slashes() -> None:
+    """Routing on a segment path, then decoding each parameter, gives exactly what the
+    ASGI server's decoding gives for that segment, with %2F kept inside it."""
+    assert segment_path(b"/v2/jobs/abc") is None
+    assert segment_path(b"/v2/jobs/abc%252F") is None  # an encoded "%2F", no encoded slash
+    assert segment_path(b"/v2/jobs/a%2Fb/cancel") == "/v2/jobs/a%2Fb/cancel"
+    assert segment_path(b"/v2/jobs/a%2fb%C3%A9") == "/v2/jobs/a%2Fb\u00e9"
+    for segment in (
+        "a%2Fb", "a%2fb", "%252F%2F", "%2%35%2F", "a%%2Fb", "%2%2F", "%C3%2F", "%zz%2F", "1%%2F",
+        "%E2%82%AC%2F%25", "%2F%2F", "x%00%2F",
+    ):  # fmt: skip
+        routed = segment_path(f"/v2/jobs/{segment}".encode())
+        assert routed is not None and routed.count("/") == 3, segment
+        assert unquote(routed.removeprefix("/v2/jobs/")) == unquote(segment), segment
+
+
+def test_an_encoded_slash_stays_inside_its_segment(api: Api, acme: Tenant) -> None:
+    """``%2F`` is data: ``X%2Fcancel`` is a job id, not the cancel path of job X."""
+    created = api.client.post(
+        "/v2/collections/docs/index/url",
+        headers=acme.captain,
+        json={"url": "https://example.com/a.pdf", "processing_type": "basic"},
+    )
+    job = created.json()["job_id"]
+    for slash in ("%2F", "%2f"):
+        read = api.client.get(f"/v2/jobs/{job}{slash}cancel", headers=acme.captain)
+        assert (read.status_code, read.json()) == (404, {"detail": "Job not found"})
+        cancel = api.client.post(f"/v2/jobs/{job}{slash}cancel", headers=acme.captain)
+        assert cancel.status_code == 405, cancel.text
+        assert cancel.json() == {"detail": "Method Not Allowed"}
+        assert set(cancel.headers["allow"].split(", ")) == {"GET", "HEAD"}
+        crosmos = api.client.get(f"/api/v1/jobs/{JOB}{slash}x", headers=acme.crosmos)
+        assert crosmos.status_code == 422
+        assert crosmos.json()["detail"][0]["loc"] == ["path", "job_id"]
+        collection = api.client.post(
+            f"/v2/collections/a{slash}b/index/url",
+            headers=acme.captain,
+            json={"url": "https://example.com/a.pdf", "processing_type": "basic"},
+        )
+        assert collection.status_code == 422, collection.text
+        assert collection.json()["detail"][0]["loc"] == ["path", "collection_name"]
+        assert api.client.get(f"/v2{slash}jobs", headers=acme.captain).status_code == 404
+    status = api.client.get(f"/v2/jobs/{job}", headers=acme.captain).json()["status"]
+    assert status == "pending", "a GET-shaped path cancelled the job"
+    assert api.client.get(f"/v2/jobs/{job}", headers=acme.captain).status_code == 200
+
+
+def test_no_redirect_and_no_host_reflected(api: Api, acme: Tenant) -> None:
+    """A path with a slash too many is no operation: 404 in the contracts' shape, not a 307
+    to a Location built from the Host header."""
+    evil = {"host": "evil.example"}
+    for method, path, auth in (
+        ("GET", "/v2/jobs/", acme.captain),
+        ("GET", f"/v2/jobs/{JOB}/", acme.captain),
+        ("POST", "/api/v1/sources/", acme.crosmos),
+        ("POST", "/v2/collections/docs/index/url/", acme.captain),
+        ("GET", f"/api/v1/jobs/{JOB}/", acme.crosmos),
+        ("GET", "/openapi.json/", {}),
+        ("GET", "/v2/openapi.json/", {}),
+        ("GET", "/api/v1/sources//", acme.crosmos),
+    ):
+        response = api.client.request(
+            method, path, headers={**auth, **evil}, follow_redirects=False
+        )
+        assert response.status_code == 404, (method, path, response.status_code)
+        assert response.json() == {"detail": "Not Found"}
+        assert "location" not in response.headers
+    # The docs' own redirect (to the UI's folder) is relative: no host in it.
+    docs = api.client.get("/docs", headers=evil, follow_redirects=False)
+    assert docs.status_code == 307 and docs.headers["location"] == "/docs/"
+
+
+def test_over_a_real_socket(tmp_path: Path) -> None:
+    """What httpx would normalise, sent as bytes to ``pollable serve``: an encoded slash
+    reaches the operation of its path (and its authentication), a trailing slash with a
+    foreign Host gets a 404 in JSON, never a redirect there."""
+    server = LiveServer("memory://", tmp_path / "serve.log").start()
+    try:
+
+        def ask(target: str, host: str = "127.0.0.1") -> tuple[str, str]:
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+                sock.sendall(f"GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode())
+                reply = b""
+                while b"\r\n\r\n" not in reply:
+                    reply += sock.recv(65536)
+            head = reply.decode("latin-1").split("\r\n\r\n")[0]
+            return head.split("\r\n")[0], head.lower()
+
+        status, _ = ask(f"/v2/jobs/{JOB}%2Fcancel")
+        assert status == "HTTP/1.1 401 Unauthorized"  # the GET of job "X/cancel"
+        for target in ("/v2/jobs/", f"/api/v1/jobs/{JOB}/", "/api/v1/sources/"):
+            status, head = ask(target, host="evil.example")
+            assert status == "HTTP/1.1 404 Not Found", (target, status)
+            assert "content-type: application/json" in head and "evil" not in head
+    finally:
+        server.stop()

@@ -12,6 +12,15 @@ def test_defaults() -> None:
     assert settings.validate_responses is True
 
 
+def test_what_a_client_may_hold_is_bounded_by_default() -> None:
+    settings = Settings.build({})
+    assert settings.max_header_bytes == 32 * 1024
+    assert (settings.header_timeout, settings.keep_alive_timeout) == (10.0, 5.0)
+    environ = {"POLLABLE_MAX_HEADER_BYTES": "65536", "POLLABLE_HEADER_TIMEOUT": "2.5"}
+    built = Settings.build(environ)
+    assert (built.max_header_bytes, built.header_timeout) == (65536, 2.5)
+
+
 def test_environment_then_flags() -> None:
     environ = {
         "POLLABLE_PORT": "9000",
@@ -35,6 +44,11 @@ def test_round_trip_through_the_environment() -> None:
         ({"POLLABLE_STORE": "pollable.db"}, "store"),
         ({"POLLABLE_MAX_BODY_BYTES": "0"}, "max_body_bytes"),
         ({"POLLABLE_JWT_SECRET": "short"}, "32 bytes"),
+        ({"POLLABLE_MAX_HEADER_BYTES": "100"}, "max_header_bytes"),
+        ({"POLLABLE_HEADER_TIMEOUT": "0"}, "header_timeout"),
+        ({"POLLABLE_HEADER_TIMEOUT": "nan"}, "header_timeout"),
+        ({"POLLABLE_HEADER_TIMEOUT": "inf"}, "header_timeout"),
+        ({"POLLABLE_KEEP_ALIVE_TIMEOUT": "-1"}, "keep_alive_timeout"),
     ],
 )
 def test_bad_values_are_clear_errors(environ: dict[str, str], message: str) -> None:
