@@ -203,7 +203,12 @@ class Dispatcher:
 
     async def _body(self, headers: Sequence[tuple[bytes, bytes]], receive: Receive) -> bytes:
         declared = field_value(headers, "content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > self.max_body_bytes
+        ):
             raise PayloadTooLarge()
         chunks = []
         size = 0
