@@ -15,7 +15,7 @@ from connexion.lifecycle import ConnexionResponse
 from starlette.exceptions import HTTPException
 
 from pollable.handlers.api import Reply
-from pollable.lifecycle.errors import InvalidInput, NotFound
+from pollable.lifecycle.errors import Conflict, InvalidInput, NotFound
 
 from .auth import NOT_AUTHENTICATED, Forbidden, Unauthorized
 from .operation import RequestInvalid
@@ -43,6 +43,8 @@ def reply_for(exc: BaseException) -> Reply:
             )
         case NotFound():
             return Reply(404, {"detail": str(exc) or "Not Found"})
+        case Conflict():
+            return Reply(409, {"detail": str(exc) or "Conflict"})
         case Unauthorized():
             return Reply(401, {"detail": exc.detail}, {"WWW-Authenticate": "Bearer"})
         case OAuthProblem():
