@@ -162,7 +162,7 @@ async def _entries(
     call: Call, kind: IndexKind, body: dict[str, Any], collection: str, seed: str
 ) -> list[listing.FileEntry]:
     if kind.target == "urls":
-        urls = [body["url"]] if body.get("url") else body["urls"]
+        urls = [body["url"]] if body.get("url") is not None else body["urls"]
         return [listing.single_file(url, seed) for url in urls]
     if kind.target == "text":
         name = body.get("filename")

@@ -350,6 +350,7 @@ UPSTREAM_ACCEPTS: dict[str, Send] = {
     "metadata: empty key, long value": captain("s3/file", custom_metadata={"": "v" * 5000}),
     "text: empty": captain("text", content=""),
     "url: empty": captain("url", urls=[""]),
+    "url: empty, alone": captain("url", urls=REMOVE, url=""),
     "url: 8192 characters": captain("url", urls=["https://example.com/" + "u" * 8172]),
     "bucket region: long": captain("s3", bucket_region="r" * 100),
     "directory_path: empty": captain("gcs/directory", directory_path=""),
