@@ -2,8 +2,8 @@
 
 The fourteen index operations are one handler, driven by ``INDEX_KINDS``. No network and
 no cloud is touched: listings are synthesised (``lifecycle.listing``), and credentials
-are checked for shape by the contract and here, then dropped; they are never stored,
-logged or echoed.
+are checked only for what the cloud would refuse (``credentials``), then dropped;
+they are never stored, logged or echoed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import orjson
 
 from pollable.lifecycle.engine import known_tally, outcome, prefix_needed, progress, state_at
-from pollable.lifecycle.errors import InvalidInput
-from pollable.lifecycle.model import Event, EventKind, Failure, Item, Plan, Stage, Status
+from pollable.lifecycle.errors import Conflict, InvalidInput
+from pollable.lifecycle.model import Event, EventKind, Item, Plan, Status
 from pollable.lifecycle.planner import plan_job
 from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob
 
@@ -27,6 +27,7 @@ from ..api import Call, Handler, Reply
 from ..common import choose_scenario, fingerprint, load_job, new_id, plan_seed
 from . import listing
 from . import presenter as present
+from .credentials import scan_failure
 
 #: Request fields that hold credentials. They never reach a store, a log or a reply.
 SECRET_FIELDS = frozenset(
@@ -66,9 +67,6 @@ INDEX_KINDS: dict[str, IndexKind] = {
     "index_r2file_v2": IndexKind("index_r2_file", "r2", "file"),
     "index_r2directory_v2": IndexKind("index_r2_directory", "r2", "directory"),
 }
-
-_SERVICE_ACCOUNT_FIELDS = ("type", "client_email", "private_key")
-
 
 # -- reading jobs ---------------------------------------------------------------------------
 
@@ -162,32 +160,6 @@ async def cancel_job(call: Call) -> Reply:
 # -- indexing -----------------------------------------------------------------------------
 
 
-def _credentials_failure(body: dict[str, Any]) -> Failure | None:
-    """A GCS key that is no service-account key cannot list anything: the job fails while
-    scanning, as it would upstream. (The contract only bounds the string's length.)"""
-    raw = body.get("service_account_json")
-    if raw is None:
-        return None
-    try:
-        parsed = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        parsed = None
-    if (
-        isinstance(parsed, dict)
-        and parsed.get("type") == "service_account"
-        and all(
-            isinstance(parsed.get(name), str) and parsed[name] for name in _SERVICE_ACCOUNT_FIELDS
-        )
-    ):
-        return None
-    return Failure(
-        Stage.SCANNING,
-        "invalid_credentials",
-        "The service account key is not usable: expected JSON with type 'service_account', "
-        "client_email and private_key",
-    )
-
-
 def _base_uri(kind: IndexKind, body: dict[str, Any]) -> str:
     if kind.provider == "azure":
         return f"https://{body['account_name']}.blob.core.windows.net/{body['container_name']}/"
@@ -199,7 +171,7 @@ async def _entries(
     call: Call, kind: IndexKind, body: dict[str, Any], collection: str, seed: str
 ) -> list[listing.FileEntry]:
     if kind.target == "urls":
-        urls = [body["url"]] if body.get("url") else body["urls"]
+        urls = [body["url"]] if body.get("url") is not None else body["urls"]
         return [listing.single_file(url, seed) for url in urls]
     if kind.target == "text":
         name = body.get("filename")
@@ -245,7 +217,9 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     texts = [body["content"]] if kind.target == "text" else []
     scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
     container = body.get("bucket_name") or body.get("container_name")
-    failure = (listing.denied(container) if container else None) or _credentials_failure(body)
+    failure = scan_failure(kind.provider, body) or (
+        listing.denied(container) if container else None
+    )
     if failure is not None:
         scenario = replace(scenario, name=failure.code, failure=failure)
     seed = plan_seed(call, request, scenario)
@@ -306,12 +280,8 @@ def _plan(
     return plan_job(work=work, **plan)
 
 
-def _key_reused() -> InvalidInput:
-    return InvalidInput(
-        ("header", "idempotency-key"),
-        "This Idempotency-Key was already used with a different request",
-        "idempotency_key_reused",
-    )
+def _key_reused() -> Conflict:
+    return Conflict("This Idempotency-Key was already used with a different request")
 
 
 def _accepted(record: JobRecord) -> Reply:

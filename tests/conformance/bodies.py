@@ -1,7 +1,9 @@
 """Valid request bodies for every job-creating operation, and fake credentials to put in them.
 
-Credentials are shape-valid (they pass the contract's patterns) and carry a random core, so
-a test can search for them anywhere (a file, a log, a reply) without false positives.
+Credentials look like real ones (they pass the sandbox's failure rules in
+``handlers/captain/credentials.py``, so jobs made with them scan and run) and carry a random
+core, so a test can search for them anywhere (a file, a log, a reply) without false
+positives.
 """
 
 from __future__ import annotations

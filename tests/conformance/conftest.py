@@ -1,9 +1,8 @@
 """Fixtures of the cross-cutting conformance suite: live servers on real sockets, SQLite
-files provisioned before start-up, and the tally of what Schemathesis sent."""
+files provisioned before start-up, and the summary of the Schemathesis runs."""
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,14 +10,15 @@ import pytest
 
 from tests.conformance.live import Servers, Tenant, provision
 
-#: Requests Schemathesis sent, by (api, backend, "phase/mode"), and the statuses it got
-#: (api, backend, "status NNN"); printed after the run.
-CASE_COUNTS: collections.Counter[tuple[str, str, str]] = collections.Counter()
+#: One line per Schemathesis run (contract, backend, seed, cases, failures, time); printed
+#: after the session.
+SCHEMATHESIS_RUNS: list[str] = []
 
 
 @pytest.fixture
-def case_counts() -> collections.Counter[tuple[str, str, str]]:
-    return CASE_COUNTS
+def schemathesis_runs() -> list[str]:
+    """The summary lines; a fixture, so tests append to the list this conftest prints."""
+    return SCHEMATHESIS_RUNS
 
 
 @pytest.fixture
@@ -42,18 +42,8 @@ def tenants(db_url: str) -> dict[str, Tenant]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if not CASE_COUNTS:
+    if not SCHEMATHESIS_RUNS:
         return
-    terminalreporter.section("Schemathesis requests per API and backend")
-    by_target: dict[tuple[str, str], dict[str, int]] = collections.defaultdict(dict)
-    statuses: dict[tuple[str, str], dict[str, int]] = collections.defaultdict(dict)
-    for (api, backend, kind), count in sorted(CASE_COUNTS.items()):
-        if kind.startswith("status "):
-            statuses[(api, backend)][kind.removeprefix("status ")] = count
-        else:
-            by_target[(api, backend)][kind] = count
-    for (api, backend), kinds in sorted(by_target.items()):
-        detail = ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items()))
-        answers = ", ".join(f"{code}: {n}" for code, n in sorted(statuses[(api, backend)].items()))
-        terminalreporter.write_line(f"{api:8} {backend:7} {sum(kinds.values()):6}  ({detail})")
-        terminalreporter.write_line(f"{'':16} {'':6}  answers {answers}")
+    terminalreporter.section("Schemathesis runs (st run, schemathesis.toml)")
+    for line in SCHEMATHESIS_RUNS:
+        terminalreporter.write_line(line)

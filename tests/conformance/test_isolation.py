@@ -196,15 +196,17 @@ def test_idempotency_keys_belong_to_their_tenant(api: Api, acme: Tenant, globex:
     assert created(index(acme, "key-1", mine)) == first
     assert created(index(acme, "key-2", theirs)) != first
     # The same key from another tenant is that tenant's first use of it: a new job, with
-    # the body acme sent or another (not acme's job, and not a 422 for acme's body).
+    # the body acme sent or another (not acme's job, and not a 409 for acme's body).
     for key, body in (("key-1", theirs), ("key-2", mine)):
         other = created(index(globex, key, body))
         assert other != first
         assert created(index(globex, key, body)) == other
     # Acme's own reuse with another body is refused, as the contract says.
     refused = index(acme, "key-1", theirs)
-    assert refused.status_code == 422
-    assert refused.json()["detail"][0]["type"] == "idempotency_key_reused"
+    assert refused.status_code == 409
+    assert refused.json() == {
+        "detail": "This Idempotency-Key was already used with a different request"
+    }
     assert api.client.get(f"/v2/jobs/{first}", headers=globex.captain).status_code == 404
     assert listing(api, globex)["total"] == 2 and listing(api, acme)["total"] == 2
 

@@ -55,8 +55,8 @@ def test_a_body_of_exactly_the_limit_is_read(small: Api) -> None:
 def test_parameter_and_body_errors_come_together(api: Api) -> None:
     tenant = api.tenant("acme")
     response = api.client.post(
-        "/v2/collections/-bad/index/url",
-        headers={**tenant.captain, "Idempotency-Key": ""},
+        "/v2/collections/" + "c" * 1025 + "/index/url",
+        headers={**tenant.captain, "Idempotency-Key": "k" * 256},
         json={"processing_type": "turbo", "url": "https://example.com/a.pdf"},
     )
     assert response.status_code == 422

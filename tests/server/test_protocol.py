@@ -22,7 +22,8 @@ from tests.conformance.live import free_port
 
 TIMEOUT = 1.0
 MAX_HEAD = 8 * 1024
-SETTINGS = Settings(header_timeout=TIMEOUT, max_header_bytes=MAX_HEAD, keep_alive_timeout=3)
+# Keep-alive far above the idle gap below (2 x TIMEOUT), so a loaded machine cannot close it.
+SETTINGS = Settings(header_timeout=TIMEOUT, max_header_bytes=MAX_HEAD, keep_alive_timeout=8)
 
 
 async def app(scope: Any, receive: Any, send: Any) -> None:

@@ -36,12 +36,15 @@ def test_a_trailing_newline_never_skips_authentication(api: Api, acme: Tenant) -
     assert with_key.json()["detail"][0]["loc"] == ["path", "job_id"]
     body = {"space_id": JOB, "sources": [{"content": "x"}]}
     assert api.client.post("/api/v1/sources%0A", json=body).status_code == 404
+    # A collection name is any string upstream: the newline is the name's, after the key.
+    index = {"url": "https://example.com/a.pdf", "processing_type": "basic"}
+    assert api.client.post("/v2/collections/a%0Ab/index/url", json=index).status_code == 401
     collection = api.client.post(
-        "/v2/collections/a%0Ab/index/url",
-        headers=acme.captain,
-        json={"url": "https://example.com/a.pdf", "processing_type": "basic"},
+        "/v2/collections/a%0Ab/index/url", headers=acme.captain, json=index
     )
-    assert collection.status_code == 422
+    assert collection.status_code == 202
+    job = api.client.get(f"/v2/jobs/{collection.json()['job_id']}", headers=acme.captain)
+    assert job.json()["collection_name"] == "a\nb"
 
 
 def test_segment_paths_decode_like_the_server_except_slashes() -> None:
@@ -83,8 +86,10 @@ def test_an_encoded_slash_stays_inside_its_segment(api: Api, acme: Tenant) -> No
             headers=acme.captain,
             json={"url": "https://example.com/a.pdf", "processing_type": "basic"},
         )
-        assert collection.status_code == 422, collection.text
-        assert collection.json()["detail"][0]["loc"] == ["path", "collection_name"]
+        # Upstream bounds no collection name's characters: "a/b" is a name, kept whole.
+        assert collection.status_code == 202, collection.text
+        indexed = api.client.get(f"/v2/jobs/{collection.json()['job_id']}", headers=acme.captain)
+        assert indexed.json()["collection_name"] == "a/b"
         assert api.client.get(f"/v2{slash}jobs", headers=acme.captain).status_code == 404
     status = api.client.get(f"/v2/jobs/{job}", headers=acme.captain).json()["status"]
     assert status == "pending", "a GET-shaped path cancelled the job"

@@ -284,11 +284,16 @@ def test_idempotency_keys(api: Api, acme: Tenant, globex: Tenant) -> None:
         headers={**acme.captain, **key},
         json={**BODIES["s3"], "max_files": 8},
     )
-    assert changed.status_code == 422
-    assert changed.json()["detail"][0]["loc"] == ["header", "idempotency-key"]
+    assert changed.status_code == 409
+    assert changed.json() == {
+        "detail": "This Idempotency-Key was already used with a different request"
+    }
+    # An empty key is no key: two requests, two jobs.
+    unkeyed = [index(api, acme, headers={"Idempotency-Key": ""})["job_id"] for _ in range(2)]
+    assert len(set(unkeyed)) == 2
     assert index(api, globex, headers=key)["job_id"] != first["job_id"]
     listed = api.client.get("/v2/jobs", headers=acme.captain).json()
-    assert listed["total"] == 1
+    assert listed["total"] == 3
 
 
 def post_index(
@@ -457,18 +462,42 @@ def test_text_snippets_are_numbered_per_collection(api: Api, acme: Tenant) -> No
     assert job(api, acme, named)["files"][0]["uri"] == "notes.txt"
 
 
-@pytest.mark.parametrize("kind", ["gcs", "gcs/file", "gcs/directory"])
-def test_an_unusable_service_account_key_fails_the_scan(api: Api, acme: Tenant, kind: str) -> None:
-    key = '{"type": "authorized_user", "client_secret": "do-not-echo"}'
-    job_id = index(api, acme, kind, service_account_json=key)["job_id"]
+#: For every storage operation, a credential and a bucket name the cloud would refuse.
+#: Upstream takes any string and its scan fails; so does the sandbox's.
+REFUSED: dict[str, tuple[dict[str, str], dict[str, str]]] = {
+    "s3": ({"aws_access_key_id": "AKIA-do-not-echo"}, {"bucket_name": "Acme_Docs"}),
+    "s3/file": ({"aws_secret_access_key": ""}, {"bucket_name": "ab"}),
+    "s3/directory": ({"aws_secret_access_key": "do-not-echo"}, {"bucket_name": "a..b"}),
+    "gcs": (
+        {"service_account_json": '{"type": "authorized_user", "client_secret": "do-not-echo"}'},
+        {"bucket_name": "-docs"},
+    ),
+    "gcs/file": ({"service_account_json": "do-not-echo"}, {"bucket_name": "x" * 64}),
+    "gcs/directory": ({"service_account_json": ""}, {"bucket_name": "Docs"}),
+    "azure": ({"account_key": "do-not-echo=="}, {"container_name": "my--docs"}),
+    "azure/file": ({"account_name": "AcmeStore"}, {"container_name": "docs_2024"}),
+    "azure/directory": ({"account_key": ""}, {"container_name": "docs-"}),
+    "r2": ({"access_key_id": "do-not-echo"}, {"bucket_name": "acme.docs"}),
+    "r2/file": ({"account_id": "z" * 32}, {"bucket_name": "AB"}),
+    "r2/directory": ({"secret_access_key": "0" * 63}, {"bucket_name": "a_b"}),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(REFUSED))
+def test_what_the_cloud_would_refuse_fails_the_scan(api: Api, acme: Tenant, kind: str) -> None:
+    credential, bucket = REFUSED[kind]
+    cases = ((credential, "invalid_credentials"), (bucket, "invalid_bucket_name"))
+    ids = [(index(api, acme, kind, **change)["job_id"], code) for change, code in cases]
     api.clock.advance(86400)
-    failed = job(api, acme, job_id)
-    assert (failed["status"], failed["error_code"], failed["progress"]["current_stage"]) == (
-        "failed",
-        "invalid_credentials",
-        "scanning",
-    )
-    assert "do-not-echo" not in str(failed)
+    for job_id, code in ids:
+        failed = job(api, acme, job_id)
+        assert (failed["status"], failed["error_code"], failed["progress"]["current_stage"]) == (
+            "failed",
+            code,
+            "scanning",
+        )
+        assert failed["billing"] is None and failed["result"]["files_indexed"] == 0
+        assert "do-not-echo" not in str(failed)
 
 
 def test_max_files_may_be_an_integral_number(api: Api, acme: Tenant) -> None:
