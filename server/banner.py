@@ -31,6 +31,15 @@ def docs_banner(settings: Settings) -> str:
     return "API docs (Swagger UI):\n" + "\n".join(lines)
 
 
+def admin_banner(token: str) -> str:
+    """The admin token a fresh store was given: shown this once."""
+    return (
+        f"Admin token of the control plane (/sandbox/docs): {token}\n"
+        "It is stored hashed: this is the only time it is shown. Set your own with "
+        "--admin-token or $POLLABLE_ADMIN_TOKEN."
+    )
+
+
 def demo_banner(demo: Demo, settings: Settings) -> str:
     """What a newcomer needs to make a first call: the keys and curl lines that work."""
     url, q = base_url(settings), shlex.quote

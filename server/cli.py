@@ -26,8 +26,8 @@ from pollable.store.base import Store, Tenant
 
 from . import seed as seeding
 from .address import AddressUnavailable, check_free
-from .auth import jwt_secret, new_jwt
-from .banner import demo_banner, docs_banner, fixture_banner, store_banner
+from .auth import ensure_admin_token, jwt_secret, new_jwt
+from .banner import admin_banner, demo_banner, docs_banner, fixture_banner, store_banner
 from .contract import ContractError
 from .operation import ResponseInvalid
 from .provision import TenantKeys, issue_key, provision_tenant
@@ -196,6 +196,29 @@ class DemoOnStartup:
         await self.app(scope, receive, send_after_bootstrap)
 
 
+class AdminTokenOnStartup:
+    """An ASGI wrapper that prints the admin token the app generated on a fresh store,
+    once its start-up completes. For memory://, whose store lives only inside the server."""
+
+    def __init__(self, app: Any, announce: Callable[[str], None]) -> None:
+        self.app = app
+        self.announce = announce
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_after_start(message: Any) -> None:
+            if message["type"] == "lifespan.startup.complete":
+                token = scope["state"]["services"].new_admin_token
+                if token:
+                    self.announce(admin_banner(token))
+            await send(message)
+
+        await self.app(scope, receive, send_after_start)
+
+
 class OneLineStartupErrors:
     """An ASGI wrapper that keeps a user's mistake failing the app's start-up (a fixture
     that breaks the contract, seeded on memory:// where only the server can seed it) as one
@@ -236,16 +259,19 @@ class OneLineStartupErrors:
 
 
 async def _prepare(store: Store, settings: Settings, fixture: Fixture | None) -> str:
-    """Make a store the server has not opened yet ready to try, and say how: seed the
-    fixture, or bootstrap the demo on an empty store, or say how to get a key."""
+    """Make a store the server has not opened yet ready to try, and say how: the admin
+    token if this is its first start; the fixture seeded, or the demo bootstrapped on an
+    empty store, or how to get a key."""
+    _, token = await ensure_admin_token(store, settings.admin_token)
+    first = admin_banner(token) + "\n" if token else ""
     if fixture is not None:
         operations = Operations(validate_responses=settings.validate_responses)
         seeded = await seeding.apply_once(store, settings, fixture, operations, now=time.time())
-        return await fixture_banner(store, seeded, settings)
+        return first + await fixture_banner(store, seeded, settings)
     demo = await bootstrap_demo(store, settings)
     if demo is not None:
-        return demo_banner(demo, settings)
-    return store_banner(await store.count_tenants(), settings)
+        return first + demo_banner(demo, settings)
+    return first + store_banner(await store.count_tenants(), settings)
 
 
 def worker_app() -> Any:
@@ -294,6 +320,12 @@ def worker_app() -> Any:
     "[default: generated once, kept in the store]",
 )
 @click.option(
+    "--admin-token",
+    metavar="TOKEN",
+    help="The control plane's admin token (at least 16 bytes). [default: generated on a "
+    "fresh store, printed once, kept hashed]",
+)
+@click.option(
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     help="uvicorn's log level. [default: info]",
@@ -316,6 +348,7 @@ def serve(
     max_body_bytes: int | None,
     validate_responses: bool | None,
     jwt_secret: str | None,
+    admin_token: str | None,
     log_level: str | None,
     fixtures: str | None,
 ) -> None:
@@ -328,8 +361,8 @@ def serve(
     settings = _settings(
         host=host, port=port, store=store, time_scale=time_scale, workers=workers,
         seed=seed_value, max_body_bytes=max_body_bytes, validate_responses=validate_responses,
-        jwt_secret=jwt_secret, log_level=log_level.lower() if log_level else None,
-        fixtures=fixtures,
+        jwt_secret=jwt_secret, admin_token=admin_token,
+        log_level=log_level.lower() if log_level else None, fixtures=fixtures,
     )  # fmt: skip
     log_level = settings.log_level.lower()
     if log_level not in LOG_LEVELS:
@@ -388,6 +421,8 @@ def serve(
             raise click.ClickException(str(exc)) from None
         if memory and fixture is None:
             app = DemoOnStartup(app, settings, announce_demo)
+        if memory:
+            app = AdminTokenOnStartup(app, click.echo)
         app = guard = OneLineStartupErrors(app)
         try:
             uvicorn.run(app, **common)

@@ -782,3 +782,28 @@ def test_serve_on_memory_refuses_a_bad_fixture_in_one_line(
     assert served.stdout == ""
     assert "Traceback" not in served.stderr
     assert served.stderr.strip().splitlines()[-1].startswith(error)
+
+
+def test_serve_prints_a_generated_admin_token_once(
+    url: str, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    text = ok("serve", "--store", url, "--port", str(port))
+    found = re.search(r"Admin token of the control plane \(/sandbox/docs\): (pat_\S+)", text)
+    assert found is not None, text
+    token = found.group(1)
+    assert "Admin token" not in ok("serve", "--store", url, "--port", str(port))
+    with TestClient(create_app(Settings(store=url))) as client:
+        admin = {"Authorization": f"Bearer {token}"}
+        assert client.get("/sandbox/v1/tenants", headers=admin).status_code == 200
+
+
+def test_a_configured_admin_token_is_never_printed(
+    tmp_path: Path, port: int, uvicorn_runs: list[tuple[Any, dict[str, Any]]]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'configured.db'}"
+    secret = "a-configured-admin-token"
+    text = ok("serve", "--store", url, "--port", str(port), "--admin-token", secret)
+    assert "Admin token" not in text and secret not in text
+    with TestClient(create_app(Settings(store=url, admin_token=secret))) as client:
+        admin = {"Authorization": f"Bearer {secret}"}
+        assert client.get("/sandbox/v1/tenants", headers=admin).status_code == 200
