@@ -22,7 +22,17 @@ from pollable.lifecycle.planner import Work, plan_job
 from pollable.store.base import Idempotency, IdempotencyMismatch, NewJob
 
 from ..api import Call, Handler, Reply
-from ..common import choose_scenario, fingerprint, load_job, new_id, plan_seed
+from ..common import (
+    choose_scenario,
+    creation_clock,
+    fingerprint,
+    job_now,
+    jobs_now,
+    load_job,
+    new_id,
+    plan_seed,
+    store_job,
+)
 from . import listing
 from . import presenter as present
 
@@ -102,7 +112,7 @@ async def get_job(call: Call) -> Reply:
     plan = record.plan
     after = _decode_cursor(job_id, call.params.get("files_cursor"))
     limit = call.params["files_limit"]
-    now = call.services.now()
+    now = await job_now(call, record)
     state = state_at(plan, record.events, now)
     files = await store.items(tenant, job_id, after=after, limit=limit)
     last = files[-1].ordinal if files else plan.n_items
@@ -128,7 +138,11 @@ async def list_jobs(call: Call) -> Reply:
         limit=params["limit"],
         offset=params["offset"],
     )
-    jobs = [present.summary(r, state_at(r.plan, r.events, now)) for r in page.jobs]
+    times = await jobs_now(call, page.jobs)
+    jobs = [
+        present.summary(r, state_at(r.plan, r.events, t))
+        for r, t in zip(page.jobs, times, strict=True)
+    ]
     body = {"jobs": jobs, "total": page.total, "limit": params["limit"], "offset": params["offset"]}
     return Reply(200, body)
 
@@ -136,7 +150,7 @@ async def list_jobs(call: Call) -> Reply:
 async def cancel_job(call: Call) -> Reply:
     job_id = call.params["job_id"]
     record = await load_job(call, job_id)
-    now = call.services.now()
+    now = await job_now(call, record)
     state = state_at(record.plan, record.events, now)
     changed = not state.status.terminal
     if changed:
@@ -219,6 +233,7 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     public = _public(body)
     request = {"operation": operation_id, "collection": collection, "body": public}
     tenant = await store.get_tenant(tenant_id)
+    clock_id, created_at = await creation_clock(call)
     texts = [body["content"]] if kind.target == "text" else []
     scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
     container = body.get("bucket_name") or body.get("container_name")
@@ -234,7 +249,7 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     work: list[Work] = [listing.work_for(entry, entry.uri in indexed) for entry in entries]
     plan, items = plan_job(
         job_id=new_id(),
-        created_at=call.services.now(),
+        created_at=created_at,
         scenario=scenario,
         work=work,
         seed=seed,
@@ -254,8 +269,8 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     }
     key = call.params.get("idempotency_key")
     try:
-        record, _ = await store.create_job(
-            tenant_id,
+        record, _ = await store_job(
+            call,
             NewJob(
                 api=call.principal.api,
                 kind=kind.job_type,
@@ -265,6 +280,7 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
                 attrs=attrs,
                 credits=credits,
                 idempotency=Idempotency(key, fingerprint(request)) if key else None,
+                clock_id=clock_id,
             ),
         )
     except IdempotencyMismatch:

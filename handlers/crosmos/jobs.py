@@ -12,7 +12,15 @@ from pollable.lifecycle.planner import Work, plan_job
 from pollable.store.base import NewJob
 
 from ..api import Call, Reply
-from ..common import choose_scenario, load_job, new_id, plan_seed
+from ..common import (
+    choose_scenario,
+    creation_clock,
+    job_now,
+    load_job,
+    new_id,
+    plan_seed,
+    store_job,
+)
 from . import content
 from . import presenter as present
 
@@ -20,7 +28,7 @@ from . import presenter as present
 async def get_job(call: Call) -> Reply:
     job_id = str(uuid.UUID(call.params["job_id"]))
     record = await load_job(call, job_id)
-    state = state_at(record.plan, record.events, call.services.now())
+    state = state_at(record.plan, record.events, await job_now(call, record))
     items = None
     if state.status.terminal:
         items = await call.services.store.items(
@@ -47,7 +55,8 @@ def _work(source_id: str, text: str, content_type: str = "text") -> Work:
 async def _create(
     call: Call, kind: str, work: Sequence[Work], texts: Sequence[str], attrs: dict[str, Any]
 ) -> tuple[str, dict[str, str]]:
-    store, now = call.services.store, call.services.now()
+    store = call.services.store
+    clock_id, now = await creation_clock(call)
     tenant = await store.get_tenant(call.principal.tenant_id)
     scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
     plan, items = plan_job(
@@ -58,9 +67,10 @@ async def _create(
         seed=plan_seed(call, call.body, scenario),
         time_scale=call.services.settings.time_scale,
     )
-    await store.create_job(
-        tenant.id, NewJob(api=call.principal.api, kind=kind, plan=plan, items=items, attrs=attrs)
+    job = NewJob(
+        api=call.principal.api, kind=kind, plan=plan, items=items, attrs=attrs, clock_id=clock_id
     )
+    await store_job(call, job)
     return plan.job_id, headers
 
 
