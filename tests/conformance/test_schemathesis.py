@@ -114,6 +114,16 @@ def drop_invented_cursor(case: Any) -> None:
         del case.query["files_cursor"]
 
 
+def drop_invented_clock(case: Any) -> None:
+    """A ``Pollable-Clock`` is valid only if it names a test clock the tenant made, and the
+    contract answers any other 422. No generator can invent one, so a positive case does
+    not send a generated clock (negative cases keep theirs)."""
+    headers = case.headers or {}
+    name = next((n for n in headers if n.lower() == "pollable-clock"), None)
+    if name is not None and "pollable-clock" not in _negated_headers(case):
+        del headers[name]
+
+
 def cap_listing_size(case: Any) -> None:
     """Keep generated ``max_files`` small. A 100,000-file job takes 3-6 s to plan and store,
     and the coverage phase sends the bound to every bucket and directory operation: that
@@ -133,6 +143,7 @@ def cap_listing_size(case: Any) -> None:
 def semantic_fixups(case: Any) -> None:
     scope_idempotency_key(case)
     drop_invented_cursor(case)
+    drop_invented_clock(case)
     cap_listing_size(case)
 
 
