@@ -26,8 +26,9 @@ from .tenants import own_tenant
 
 CLOCK_NOT_FOUND = "Clock not found"
 JOB_NOT_FOUND = "Job not found"
-#: The instants a clock may show: what RFC 3339 (four-digit years) can write, from the epoch.
-EARLIEST = 0.0
+#: The instants a clock may show: what RFC 3339 (four-digit years) and Python can write.
+#: The contract admits dates from 0001-01-02 to 9999-12-30, inside these in any offset.
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC).timestamp()
 LATEST = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC).timestamp()
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:[Zz]|([+-])(\d{2}):(\d{2}))"

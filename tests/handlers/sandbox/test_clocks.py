@@ -143,15 +143,27 @@ def test_a_tenant_creates_gets_lists_and_deletes_its_clocks(api: Api, acme: Tena
 
 
 def test_bad_times_are_refused(api: Api, acme: Tenant) -> None:
-    for when in ("1969-12-31T23:59:59Z", "not a time", "2030-02-30T00:00:00Z"):
+    for when in (
+        "9999-12-31T00:00:00Z",
+        "0001-01-01T12:00:00Z",
+        "not a time",
+        "2030-02-30T00:00:00Z",
+    ):
         refused = api.client.post(CLOCKS, json={"now": when}, headers=acme.crosmos)
         assert refused.status_code == 422, when
         assert refused.json()["errors"][0]["loc"] == ["body", "now"]
+    # Whatever the offset, a day the contract admits is a time a clock can show.
+    for when, shown in (
+        ("0001-01-02T00:00:00+23:59", "0001-01-01T00:01:00Z"),
+        ("9999-12-30T23:59:59-23:59", "9999-12-31T23:58:59Z"),
+        ("1969-07-20T20:17:40Z", "1969-07-20T20:17:40Z"),
+    ):
+        assert new_clock(api, acme.crosmos, now=when)["now"] == shown
     leap = new_clock(api, acme.crosmos, now="2016-12-31T23:59:60Z")
     assert leap["now"] == "2017-01-01T00:00:00Z"
     offset = new_clock(api, acme.crosmos, now="2030-01-01T01:30:00.25+01:30")
     assert offset["now"] == "2030-01-01T00:00:00.250000Z"
-    late = new_clock(api, acme.crosmos, now="9999-12-31T23:59:00Z")
+    late = new_clock(api, acme.crosmos, now="9999-12-30T23:59:00-23:59")
     beyond = advance(api, acme, late, seconds=120)
     assert beyond.status_code == 422 and beyond.json()["errors"][0]["loc"] == ["body", "seconds"]
 
