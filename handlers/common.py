@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,11 +14,15 @@ import orjson
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import InvalidInput, NotFound
 from pollable.lifecycle.scenarios import Scenario
-from pollable.store.base import JobRecord
+from pollable.store.base import JobRecord, NewJob
 
 from .api import Call
 
 PREFER_LOC = ("header", "prefer")
+#: The request header that binds a job being created to a test clock of the tenant.
+CLOCK_HEADER = "Pollable-Clock"
+CLOCK_LOC = ("header", CLOCK_HEADER.lower())
+NO_SUCH_CLOCK = "No such test clock for this tenant"
 
 
 def preferred_scenario(prefer: str | None) -> str | None:
@@ -86,3 +90,52 @@ async def load_job(call: Call, job_id: str) -> JobRecord:
     if record.api != call.principal.api:
         raise NotFound("Job not found")
     return record
+
+
+async def creation_clock(call: Call) -> tuple[str | None, float]:
+    """The test clock a job created by this call runs on (the ``Pollable-Clock`` header's,
+    else the one the key is bound to; None: real time), and the time it is created at."""
+    named = call.params.get(CLOCK_HEADER.lower().replace("-", "_"))
+    clock_id = named if named is not None else call.principal.clock_id
+    if clock_id is None:
+        return None, call.services.now()
+    try:
+        clock = await call.services.store.get_clock(call.principal.tenant_id, clock_id)
+    except NotFound:
+        # Only a header can name a missing clock: deleting a clock unbinds its keys.
+        raise InvalidInput(CLOCK_LOC, NO_SUCH_CLOCK) from None
+    return clock.id, clock.now
+
+
+async def store_job(call: Call, job: NewJob) -> tuple[JobRecord, bool]:
+    """``Store.create_job`` for the caller's tenant. A clock deleted since ``creation_clock``
+    read it is the request's mistake, as if it had been missing then."""
+    try:
+        return await call.services.store.create_job(call.principal.tenant_id, job)
+    except NotFound:
+        if job.clock_id is None:
+            raise
+        raise InvalidInput(CLOCK_LOC, NO_SUCH_CLOCK) from None
+
+
+async def job_now(call: Call, record: JobRecord) -> float:
+    """The time a job is computed at: its test clock's, or the real time."""
+    if record.clock_id is None:
+        return call.services.now()
+    try:
+        return (await call.services.store.get_clock(record.tenant_id, record.clock_id)).now
+    except NotFound:
+        raise NotFound("Job not found") from None  # the clock went, and its jobs with it
+
+
+async def jobs_now(call: Call, records: Sequence[JobRecord]) -> list[float]:
+    """``job_now`` of each record, reading each clock once. A clock deleted meanwhile took
+    its jobs with it; until they are gone from the next page, they show at real time."""
+    times: dict[str | None, float] = {None: call.services.now()}
+    for record in records:
+        if record.clock_id not in times:
+            try:
+                times[record.clock_id] = await job_now(call, record)
+            except NotFound:
+                times[record.clock_id] = times[None]
+    return [times[record.clock_id] for record in records]

@@ -10,11 +10,15 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.abc import Traversable
-from typing import Any
+from typing import Any, TypeVar
+
+from pollable.lifecycle.model import Stage, Status
 
 from .api import Handler
+
+T = TypeVar("T")
 
 
 def hash_key(secret: str) -> str:
@@ -111,3 +115,13 @@ class ApiDescriptor:
     organization_header: str | None = None
     #: The field of a job-creating operation's reply that holds the new job's id.
     job_id_field: str = "job_id"
+    #: A job API's words for the engine's statuses (Crosmos says ``processing`` for
+    #: running), as its presenter writes them: how the sandbox reads a status a user names.
+    statuses: Mapping[str, Status] = field(default_factory=dict)
+    #: Its words for the stages a job reports; empty for an API whose jobs report none.
+    stages: Mapping[str, Stage] = field(default_factory=dict)
+
+
+def words_for(words: Mapping[T, str]) -> dict[str, T]:
+    """A presenter's mapping from the engine's values to an API's words, read backwards."""
+    return {word: value for value, word in words.items()}

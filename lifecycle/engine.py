@@ -318,3 +318,126 @@ def progress(plan: Plan, state: JobState, prefix: Tally) -> Progress:
         cancelled=cancelled,
         units=prefix.units,
     )
+
+
+# -- when a job gets somewhere ----------------------------------------------------------------
+
+#: How many ulps past the planned instant a state may show up, float rounding being what it is.
+_SETTLE_STEPS = 16
+
+
+def in_stage(state: JobState, stage: Stage) -> bool:
+    """Whether a job is in ``stage``: running in it, or failed in it (the stage a failed job
+    reports). A cancelled or finished job is in no stage."""
+    return state.stage is stage and state.status in (Status.RUNNING, Status.FAILED)
+
+
+def reached_at(
+    plan: Plan, events: Iterable[Event], *, status: Status | None = None, stage: Stage | None = None
+) -> float | None:
+    """The first instant (at or after creation) at which the job is in ``status``, or in
+    ``stage`` (``in_stage``); None if it never is. Exactly one of the two is given.
+
+    The plan says when, as exact arithmetic; the answer is then settled against
+    ``state_at`` itself, so that at the instant returned the job is there and at the float
+    just before it is not. A stage shorter than the resolution of a float at that time (a
+    sub-microsecond plan late in the epoch) may show at no float instant at all: None.
+    """
+    if (status is None) == (stage is None):
+        raise ValueError("name exactly one of status and stage")
+    events = tuple(events)
+    if status is not None:
+        wanted = status
+
+        def holds(t: float) -> bool:
+            return state_at(plan, events, t).status is wanted
+
+        windows = _status_windows(plan, events, status)
+    else:
+        assert stage is not None
+        place = stage
+
+        def holds(t: float) -> bool:
+            return in_stage(state_at(plan, events, t), place)
+
+        windows = _stage_windows(plan, events, stage)
+    for start, stop in windows:
+        found = _settle(plan.created_at, holds, start, stop)
+        if found is not None:
+            return found
+    return None
+
+
+def _status_windows(
+    plan: Plan, events: tuple[Event, ...], status: Status
+) -> list[tuple[float, float]]:
+    """Where, in exact arithmetic, the job is first in ``status``: ``[start, stop)``."""
+    start = started_at(plan)
+    end, final = outcome(plan, events)
+    if status is Status.PENDING:
+        stop = min(start, end)
+        return [(plan.created_at, stop)] if plan.created_at < stop else []
+    if status is Status.RUNNING:
+        return [(start, end)] if not math.isinf(start) and start < end else []
+    if status is final and not math.isinf(end):
+        return [(max(end, plan.created_at), math.inf)]
+    return []
+
+
+def _stage_windows(
+    plan: Plan, events: tuple[Event, ...], stage: Stage
+) -> list[tuple[float, float]]:
+    """Where, in exact arithmetic, the job is first in ``stage``: running in it (the first
+    item walks every item stage), then failed in it."""
+    end, final = outcome(plan, events)
+    start, p0, pe = started_at(plan), processing_start(plan), processing_end(plan)
+    windows = []
+    if stage is Stage.SCANNING:
+        running = (start, p0)
+    elif stage is Stage.FINALIZING:
+        running = (pe, natural_end(plan))
+    elif plan.n_items:
+        duration, index = plan.timing.item_duration, ITEM_STAGES.index(stage)
+        quarter = duration / len(ITEM_STAGES)
+        running = (p0 + quarter * index, p0 + quarter * (index + 1))
+    else:
+        running = (math.inf, math.inf)
+    first, stop = running[0], min(running[1], end)
+    if not math.isinf(first) and first < stop:
+        windows.append((first, stop))
+    failed_here = plan.failure is not None and plan.failure.stage is stage
+    if final is Status.FAILED and failed_here and not math.isinf(end):
+        windows.append((max(end, plan.created_at), math.inf))
+    return windows
+
+
+def _settle(
+    created: float, holds: Callable[[float], bool], start: float, stop: float
+) -> float | None:
+    """The first float ``t >= created`` where ``holds(t)``, given that in exact arithmetic
+    ``holds`` is false from ``created`` until ``start`` and true on ``[start, stop)``."""
+    probes = [start]
+    for _ in range(_SETTLE_STEPS):
+        probes.append(math.nextafter(probes[-1], math.inf))
+    if math.isfinite(stop):
+        probes.append(start + (stop - start) / 2)
+    hit = next((t for t in probes if t < stop and holds(t)), None)
+    if hit is None:
+        return None
+    if holds(created):
+        return created
+    # Gallop back to an instant where it does not hold yet, then bisect down to the edge.
+    late, early, step = hit, created, math.ulp(hit)
+    while late - step > created:
+        if not holds(late - step):
+            early = late - step
+            break
+        late, step = late - step, step * 2
+    while True:
+        middle = early + (late - early) / 2
+        if not early < middle < late:
+            return late
+        if holds(middle):
+            late = middle
+        else:
+            early = middle

@@ -51,6 +51,31 @@ class KeyRecord:
     revoked_at: float | None = None
 
 
+def new_clock_id() -> str:
+    return "clk_" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class Clock:
+    """A test clock: frozen time, moved only forward. Jobs bound to it are computed at its
+    ``now``; clock time lives in the store, so every process agrees on it."""
+
+    id: str
+    tenant_id: str
+    name: str | None
+    #: POSIX seconds.
+    now: float
+    created_at: float = 0.0
+
+
+class ClockWouldGoBack(Conflict):
+    """Moving the clock to that instant would take it back: it is already later."""
+
+    def __init__(self, clock: Clock) -> None:
+        super().__init__("clocks only move forward")
+        self.clock = clock
+
+
 @dataclass(frozen=True)
 class Idempotency:
     """An ``Idempotency-Key`` and a fingerprint of the request body it was first used with."""
@@ -71,6 +96,8 @@ class NewJob:
     #: Credits reserved from the tenant's balance when the job is created.
     credits: float = 0.0
     idempotency: Idempotency | None = None
+    #: The test clock the job runs on (None: real time).
+    clock_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +113,8 @@ class JobRecord:
     serial_base: int
     #: The tenant's credit balance right after this job's reservation.
     credits_remaining: float
+    #: The test clock the job runs on (None: real time).
+    clock_id: str | None = None
 
     @property
     def job_id(self) -> str:
@@ -111,11 +140,17 @@ def milestones(plan: Plan, events: Sequence[Event] = ()) -> tuple[float, float, 
     return plan.created_at + plan.timing.queue, end, final
 
 
-#: The SQL twin of ``lifecycle.engine.status_from`` over the milestone columns.
-#: The shared store suite checks the two agree.
+#: Joins each row of ``jobs`` to its test clock, as ``clock`` (no clock: NULLs).
+CLOCK_JOIN_SQL = (
+    "LEFT JOIN clocks AS clock ON clock.tenant_id = jobs.tenant_id AND clock.id = jobs.clock_id"
+)
+#: A job's time: its clock's, else the real time ``:now``. Needs ``CLOCK_JOIN_SQL``.
+JOB_NOW_SQL = "COALESCE(clock.now, :now)"
+#: The SQL twin of ``lifecycle.engine.status_from`` over the milestone columns, at each
+#: job's own time. The shared store suite checks the two agree.
 STATUS_SQL = (
-    "CASE WHEN :now >= ends_at THEN final_status "
-    "WHEN :now < started_at THEN 'pending' ELSE 'running' END"
+    f"CASE WHEN {JOB_NOW_SQL} >= ends_at THEN final_status "
+    f"WHEN {JOB_NOW_SQL} < started_at THEN 'pending' ELSE 'running' END"
 )
 
 
@@ -193,7 +228,8 @@ class Store(abc.ABC):
     async def reset_tenant(self, tenant_id: str) -> None:
         """Forget everything the tenant did (jobs and their items, idempotency keys,
         ``skip_existing`` history, sequence numbers, clocks, request log) and restore its
-        initial credits; keep the tenant and its keys. Raises ``NotFound``."""
+        initial credits; keep the tenant and its keys (unbound from the clocks that are
+        gone). Raises ``NotFound``."""
 
     @abc.abstractmethod
     async def add_key(
@@ -208,7 +244,8 @@ class Store(abc.ABC):
         created_at: float = 0.0,
     ) -> KeyRecord:
         """Store an API key by its hash (never the key). ``label`` is a safe-to-show prefix.
-        Raises ``NotFound`` for an unknown tenant and ``Conflict`` for a key already stored."""
+        Raises ``NotFound`` for an unknown tenant or a clock the tenant does not have, and
+        ``Conflict`` for a key already stored."""
 
     @abc.abstractmethod
     async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
@@ -229,11 +266,45 @@ class Store(abc.ABC):
         """Revoke the tenant's key (once: revoking again keeps the first instant).
         Raises ``NotFound``."""
 
+    # -- test clocks ----------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_clock(
+        self, tenant_id: str, *, now: float, name: str | None = None, created_at: float = 0.0
+    ) -> Clock:
+        """A new clock of the tenant, frozen at ``now``. Raises ``NotFound`` for an unknown
+        tenant."""
+
+    @abc.abstractmethod
+    async def get_clock(self, tenant_id: str, clock_id: str) -> Clock:
+        """The tenant's clock. Raises ``NotFound`` (another tenant's clock is not found)."""
+
+    @abc.abstractmethod
+    async def list_clocks(
+        self, tenant_id: str, *, after: str | None = None, limit: int
+    ) -> list[Clock]:
+        """The tenant's clocks ordered by id, the first ``limit`` with an id after ``after``."""
+
+    @abc.abstractmethod
+    async def advance_clock(
+        self, tenant_id: str, clock_id: str, *, to: float | None = None, by: float | None = None
+    ) -> Clock:
+        """Move the clock forward, atomically: to ``to`` (staying put when it is there
+        already; ``ClockWouldGoBack``, changing nothing, when it is later), or by ``by``
+        seconds (``ValueError`` unless positive). Exactly one of the two. Raises
+        ``NotFound``."""
+
+    @abc.abstractmethod
+    async def delete_clock(self, tenant_id: str, clock_id: str) -> None:
+        """Delete the clock and, atomically, its jobs (their items and idempotency keys too);
+        keys bound to it are unbound. Raises ``NotFound``."""
+
     # -- jobs ---------------------------------------------------------------------------
 
     @abc.abstractmethod
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
-        """Store a job with its items and reserve its credits, atomically.
+        """Store a job with its items and reserve its credits, atomically. A job bound to a
+        clock the tenant does not have (``job.clock_id``) raises ``NotFound``.
 
         Returns the record and True. With an idempotency key already used with the same
         fingerprint, stores nothing and returns the earlier job and False; with a different
@@ -286,7 +357,8 @@ class Store(abc.ABC):
         limit: int,
         offset: int = 0,
     ) -> JobPage:
-        """The tenant's jobs of ``api``, newest first, with the status they have at ``now``."""
+        """The tenant's jobs of ``api``, newest first, with the status they have at ``now``
+        (a job bound to a test clock: at its clock's time)."""
 
     @abc.abstractmethod
     async def indexed_keys(

@@ -13,6 +13,8 @@ from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import Event, Item, Plan, Status, Tally, running_tallies
 
 from .base import (
+    Clock,
+    ClockWouldGoBack,
     Idempotency,
     IdempotencyMismatch,
     JobPage,
@@ -22,6 +24,7 @@ from .base import (
     Store,
     Tenant,
     milestones,
+    new_clock_id,
     new_key_id,
 )
 
@@ -50,6 +53,7 @@ class _State:
     idempotency: dict[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
     sequences: dict[tuple[str, str], int] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    clocks: dict[tuple[str, str], Clock] = field(default_factory=dict)
 
 
 def _completions(plan: Plan, items: Sequence[Item]) -> dict[str, float]:
@@ -129,6 +133,8 @@ class MemoryStore(Store):
         for table in (self._s.jobs, self._s.idempotency, self._s.sequences):
             for key in [k for k in table if k[0] == tenant_id]:
                 del table[key]
+        for owner, clock_id in [k for k in self._s.clocks if k[0] == tenant_id]:
+            await self.delete_clock(owner, clock_id)
         self._s.tenants[tenant_id] = replace(tenant, credits=tenant.initial_credits)
 
     async def add_key(
@@ -143,6 +149,8 @@ class MemoryStore(Store):
         created_at: float = 0.0,
     ) -> KeyRecord:
         await self.get_tenant(tenant_id)
+        if clock_id is not None:
+            await self.get_clock(tenant_id, clock_id)
         if (api, key_hash) in self._s.keys:
             raise Conflict("this key is already stored")
         record = KeyRecord(new_key_id(), tenant_id, api, environment, label, created_at, clock_id)
@@ -179,8 +187,70 @@ class MemoryStore(Store):
             raise IdempotencyMismatch("idempotency key reused with a different body")
         return await self.get_job(tenant_id, job_id)
 
+    # -- test clocks ----------------------------------------------------------------------
+
+    async def create_clock(
+        self, tenant_id: str, *, now: float, name: str | None = None, created_at: float = 0.0
+    ) -> Clock:
+        await self.get_tenant(tenant_id)
+        clock = Clock(new_clock_id(), tenant_id, name, now, created_at)
+        self._s.clocks[(tenant_id, clock.id)] = clock
+        return clock
+
+    async def get_clock(self, tenant_id: str, clock_id: str) -> Clock:
+        try:
+            return self._s.clocks[(tenant_id, clock_id)]
+        except KeyError:
+            raise NotFound("clock not found") from None
+
+    async def list_clocks(
+        self, tenant_id: str, *, after: str | None = None, limit: int
+    ) -> list[Clock]:
+        ids = sorted(
+            i for t, i in self._s.clocks if t == tenant_id and (after is None or i > after)
+        )
+        return [self._s.clocks[(tenant_id, i)] for i in ids[:limit]]
+
+    async def advance_clock(
+        self, tenant_id: str, clock_id: str, *, to: float | None = None, by: float | None = None
+    ) -> Clock:
+        if (to is None) == (by is None):
+            raise ValueError("advance a clock to an instant or by seconds")
+        clock = await self.get_clock(tenant_id, clock_id)
+        if by is not None:
+            if not by > 0:
+                raise ValueError("a clock advances by a positive number of seconds")
+            to = clock.now + by
+        assert to is not None
+        if to < clock.now:
+            raise ClockWouldGoBack(clock)
+        clock = replace(clock, now=to)
+        self._s.clocks[(tenant_id, clock_id)] = clock
+        return clock
+
+    async def delete_clock(self, tenant_id: str, clock_id: str) -> None:
+        await self.get_clock(tenant_id, clock_id)
+        gone = {
+            job_id
+            for (owner, job_id), job in self._s.jobs.items()
+            if owner == tenant_id and job.record.clock_id == clock_id
+        }
+        for job_id in gone:
+            del self._s.jobs[(tenant_id, job_id)]
+        for key, (_, job_id) in list(self._s.idempotency.items()):
+            if key[0] == tenant_id and job_id in gone:
+                del self._s.idempotency[key]
+        for key_id, record in list(self._s.key_records.items()):
+            if record.tenant_id == tenant_id and record.clock_id == clock_id:
+                self._s.key_records[key_id] = replace(record, clock_id=None)
+        del self._s.clocks[(tenant_id, clock_id)]
+
+    # -- jobs ---------------------------------------------------------------------------
+
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
         tenant = await self.get_tenant(tenant_id)
+        if job.clock_id is not None:
+            await self.get_clock(tenant_id, job.clock_id)
         if job.idempotency is not None:
             earlier = await self.idempotent_job(tenant_id, job.idempotency)
             if earlier is not None:
@@ -202,6 +272,7 @@ class MemoryStore(Store):
             events=(),
             serial_base=serial_base,
             credits_remaining=remaining,
+            clock_id=job.clock_id,
         )
         started_at, ends_at, final = milestones(job.plan)
         self._s.jobs[job_key] = _Job(
@@ -269,6 +340,11 @@ class MemoryStore(Store):
         limit: int,
         offset: int = 0,
     ) -> JobPage:
+
+        def job_now(job: _Job) -> float:
+            clock_id = job.record.clock_id
+            return now if clock_id is None else self._s.clocks[(tenant_id, clock_id)].now
+
         matching = [
             job
             for (owner, _), job in self._s.jobs.items()
@@ -276,7 +352,8 @@ class MemoryStore(Store):
             and job.record.api == api
             and (collection is None or job.record.collection == collection)
             and (
-                status is None or status_from(job.started_at, job.ends_at, job.final, now) is status
+                status is None
+                or status_from(job.started_at, job.ends_at, job.final, job_now(job)) is status
             )
         ]
         matching.sort(key=lambda job: (job.record.plan.created_at, job.seq), reverse=True)

@@ -39,7 +39,10 @@ from pollable.lifecycle.model import (
 )
 
 from .base import (
+    CLOCK_JOIN_SQL,
     STATUS_SQL,
+    Clock,
+    ClockWouldGoBack,
     Idempotency,
     IdempotencyMismatch,
     JobPage,
@@ -50,6 +53,7 @@ from .base import (
     StoreNotFound,
     Tenant,
     milestones,
+    new_clock_id,
     new_key_id,
 )
 
@@ -59,8 +63,12 @@ BUSY_TIMEOUT_MS = 10_000
 _CHUNK = 500
 
 _JOB_COLUMNS = (
-    "tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits_remaining"
+    "tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits_remaining, "
+    "clock_id"
 )
+#: The same, for queries that join other tables to ``jobs``.
+_JOBS_DOT_COLUMNS = ", ".join(f"jobs.{column}" for column in _JOB_COLUMNS.split(", "))
+_CLOCK_COLUMNS = "id, tenant_id, name, now, created_at"
 
 
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
@@ -177,23 +185,25 @@ class SQLiteStore(Store):
         db.execute("UPDATE tenants SET initial_credits = credits WHERE initial_credits IS NULL")
         db.table("api_keys").create_index(["id"], unique=True, if_not_exists=True)
         db.table("api_keys").create_index(["tenant_id"], if_not_exists=True)
+        jobs = {
+            "tenant_id": str,
+            "job_id": str,
+            "api": str,
+            "kind": str,
+            "collection": str,
+            "attrs": str,
+            "plan": str,
+            "events": str,
+            "serial_base": int,
+            "credits_remaining": float,
+            "created_at": float,
+            "started_at": float,
+            "ends_at": float,
+            "final_status": str,
+            "clock_id": str,
+        }
         db.table("jobs").create(
-            {
-                "tenant_id": str,
-                "job_id": str,
-                "api": str,
-                "kind": str,
-                "collection": str,
-                "attrs": str,
-                "plan": str,
-                "events": str,
-                "serial_base": int,
-                "credits_remaining": float,
-                "created_at": float,
-                "started_at": float,
-                "ends_at": float,
-                "final_status": str,
-            },
+            jobs,
             pk=("tenant_id", "job_id"),
             not_null={"api", "kind", "plan", "events", "serial_base", "created_at"},
             foreign_keys=[("tenant_id", "tenants", "id")],
@@ -201,6 +211,16 @@ class SQLiteStore(Store):
         )
         db.table("jobs").create_index(["tenant_id", "api", "created_at"], if_not_exists=True)
         db.table("jobs").create_index(["tenant_id", "collection"], if_not_exists=True)
+        if "clock_id" not in db.table("jobs").columns_dict:  # a store from before clocks
+            db.table("jobs").add_column("clock_id", str)
+        db.table("jobs").create_index(["tenant_id", "clock_id"], if_not_exists=True)
+        db.table("clocks").create(
+            {"tenant_id": str, "id": str, "name": str, "now": float, "created_at": float},
+            pk=("tenant_id", "id"),
+            not_null={"now"},
+            foreign_keys=[("tenant_id", "tenants", "id")],
+            if_not_exists=True,
+        )
         db.table("items").create(
             {
                 "tenant_id": str,
@@ -410,6 +430,8 @@ class SQLiteStore(Store):
             raise NotFound("tenant not found")
         for table in self._TENANT_HISTORY:
             db.execute(f"DELETE FROM {table} WHERE tenant_id = ?", (tenant_id,))
+        db.execute("DELETE FROM clocks WHERE tenant_id = ?", (tenant_id,))
+        db.execute("UPDATE api_keys SET clock_id = NULL WHERE tenant_id = ?", (tenant_id,))
 
     async def delete_tenant(self, tenant_id: str) -> None:
         def delete(db: sqlite3.Connection) -> None:
@@ -439,14 +461,18 @@ class SQLiteStore(Store):
     ) -> KeyRecord:
         record = KeyRecord(new_key_id(), tenant_id, api, environment, label, created_at, clock_id)
         row = (api, key_hash, tenant_id, label, record.id, environment, created_at, clock_id)
-        try:
-            await self._write(
-                lambda db: db.execute(
-                    "INSERT INTO api_keys (api, key_hash, tenant_id, label, id, environment, "
-                    "created_at, clock_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
+
+        def insert(db: sqlite3.Connection) -> None:
+            if clock_id is not None:
+                self._get_clock(db, tenant_id, clock_id)
+            db.execute(
+                "INSERT INTO api_keys (api, key_hash, tenant_id, label, id, environment, "
+                "created_at, clock_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
             )
+
+        try:
+            await self._write(insert)
         except sqlite3.IntegrityError as exc:
             if "FOREIGN KEY" in str(exc):
                 raise NotFound("tenant not found") from None
@@ -490,11 +516,101 @@ class SQLiteStore(Store):
             raise NotFound("key not found")
         return self._key(row)
 
+    # -- test clocks ----------------------------------------------------------------------
+
+    @staticmethod
+    def _get_clock(db: sqlite3.Connection, tenant_id: str, clock_id: str) -> Clock:
+        row = db.execute(
+            f"SELECT {_CLOCK_COLUMNS} FROM clocks WHERE tenant_id = ? AND id = ?",
+            (tenant_id, clock_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("clock not found")
+        return Clock(*row)
+
+    async def create_clock(
+        self, tenant_id: str, *, now: float, name: str | None = None, created_at: float = 0.0
+    ) -> Clock:
+        clock = Clock(new_clock_id(), tenant_id, name, now, created_at)
+        try:
+            await self._write(
+                lambda db: db.execute(
+                    f"INSERT INTO clocks ({_CLOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    (clock.id, tenant_id, name, now, created_at),
+                )
+            )
+        except sqlite3.IntegrityError:
+            raise NotFound("tenant not found") from None
+        return clock
+
+    async def get_clock(self, tenant_id: str, clock_id: str) -> Clock:
+        return self._get_clock(self._db, tenant_id, clock_id)
+
+    async def list_clocks(
+        self, tenant_id: str, *, after: str | None = None, limit: int
+    ) -> list[Clock]:
+        rows = self._db.execute(
+            f"SELECT {_CLOCK_COLUMNS} FROM clocks WHERE tenant_id = ? AND id > ? "
+            "ORDER BY id LIMIT ?",
+            (tenant_id, after or "", limit),
+        ).fetchall()
+        return [Clock(*row) for row in rows]
+
+    async def advance_clock(
+        self, tenant_id: str, clock_id: str, *, to: float | None = None, by: float | None = None
+    ) -> Clock:
+        if (to is None) == (by is None):
+            raise ValueError("advance a clock to an instant or by seconds")
+        if by is not None and not by > 0:
+            raise ValueError("a clock advances by a positive number of seconds")
+
+        def advance(db: sqlite3.Connection) -> Clock:
+            # One statement, in one write transaction: monotonic whoever else advances it.
+            key = (tenant_id, clock_id)
+            row = (
+                db.execute(
+                    f"UPDATE clocks SET now = now + ? WHERE tenant_id = ? AND id = ? "
+                    f"RETURNING {_CLOCK_COLUMNS}",
+                    (by, *key),
+                ).fetchone()
+                if by is not None
+                else db.execute(
+                    f"UPDATE clocks SET now = ? WHERE tenant_id = ? AND id = ? AND now <= ? "
+                    f"RETURNING {_CLOCK_COLUMNS}",
+                    (to, *key, to),
+                ).fetchone()
+            )
+            if row is None:
+                raise ClockWouldGoBack(self._get_clock(db, tenant_id, clock_id))
+            return Clock(*row)
+
+        return await self._write(advance)
+
+    async def delete_clock(self, tenant_id: str, clock_id: str) -> None:
+        def delete(db: sqlite3.Connection) -> None:
+            self._get_clock(db, tenant_id, clock_id)
+            bound = "SELECT job_id FROM jobs WHERE tenant_id = ? AND clock_id = ?"
+            for table in ("items", "idempotency"):
+                db.execute(
+                    f"DELETE FROM {table} WHERE tenant_id = ? AND job_id IN ({bound})",
+                    (tenant_id, tenant_id, clock_id),
+                )
+            db.execute(
+                "DELETE FROM jobs WHERE tenant_id = ? AND clock_id = ?", (tenant_id, clock_id)
+            )
+            db.execute(
+                "UPDATE api_keys SET clock_id = NULL WHERE tenant_id = ? AND clock_id = ?",
+                (tenant_id, clock_id),
+            )
+            db.execute("DELETE FROM clocks WHERE tenant_id = ? AND id = ?", (tenant_id, clock_id))
+
+        await self._write(delete)
+
     # -- jobs ---------------------------------------------------------------------------
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> JobRecord:
-        tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits = row
+        tenant_id, api, kind, collection, attrs, plan, events, serial_base, credits, clock = row
         return JobRecord(
             tenant_id=tenant_id,
             api=api,
@@ -505,6 +621,7 @@ class SQLiteStore(Store):
             events=tuple(event_from_data(e) for e in orjson.loads(events)),
             serial_base=serial_base,
             credits_remaining=credits,
+            clock_id=clock,
         )
 
     async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
@@ -530,6 +647,8 @@ class SQLiteStore(Store):
         self, db: sqlite3.Connection, tenant_id: str, job: NewJob
     ) -> tuple[JobRecord, bool]:
         plan = job.plan
+        if job.clock_id is not None:
+            self._get_clock(db, tenant_id, job.clock_id)
         if job.idempotency is not None:
             earlier = self._idempotent_job(db, tenant_id, job.idempotency)
             if earlier is not None:
@@ -549,7 +668,9 @@ class SQLiteStore(Store):
         started_at, ends_at, final = milestones(plan)
         try:
             db.execute(
-                "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (tenant_id, job_id, api, kind, collection, attrs, plan, events, "
+                "serial_base, credits_remaining, created_at, started_at, ends_at, final_status, "
+                "clock_id) VALUES (?, ?, ?, ?, ?, ?, ?, '[]', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     tenant_id,
                     plan.job_id,
@@ -564,6 +685,7 @@ class SQLiteStore(Store):
                     started_at,
                     ends_at,
                     final.value,
+                    job.clock_id,
                 ),
             )
         except sqlite3.IntegrityError:
@@ -582,6 +704,7 @@ class SQLiteStore(Store):
             (),
             serial_base,
             remaining,
+            job.clock_id,
         )
         return record, True
 
@@ -693,18 +816,22 @@ class SQLiteStore(Store):
         limit: int,
         offset: int = 0,
     ) -> JobPage:
-        where = "tenant_id = :tenant AND api = :api"
+        source = "jobs"
+        where = "jobs.tenant_id = :tenant AND jobs.api = :api"
         params: dict[str, Any] = {"tenant": tenant_id, "api": api, "now": now}
         if collection is not None:
-            where += " AND collection = :collection"
+            where += " AND jobs.collection = :collection"
             params["collection"] = collection
         if status is not None:
+            source = f"jobs {CLOCK_JOIN_SQL}"
             where += f" AND ({STATUS_SQL}) = :status"
             params["status"] = status.value
-        total = self._db.execute(f"SELECT count(*) FROM jobs WHERE {where}", params).fetchone()[0]
+        total = self._db.execute(f"SELECT count(*) FROM {source} WHERE {where}", params).fetchone()[
+            0
+        ]
         rows = self._db.execute(
-            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where} "
-            "ORDER BY created_at DESC, rowid DESC LIMIT :limit OFFSET :offset",
+            f"SELECT {_JOBS_DOT_COLUMNS} FROM {source} WHERE {where} "
+            "ORDER BY jobs.created_at DESC, jobs.rowid DESC LIMIT :limit OFFSET :offset",
             {**params, "limit": limit, "offset": offset},
         ).fetchall()
         return JobPage([self._record(row) for row in rows], int(total))

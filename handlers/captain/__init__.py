@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from ..descriptor import ApiDescriptor, DemoCall, KeyRule
-from . import jobs
+from ..descriptor import ApiDescriptor, DemoCall, KeyRule, words_for
+from . import jobs, presenter
 
 DESCRIPTOR = ApiDescriptor(
     name="captain",
@@ -33,4 +33,6 @@ DESCRIPTOR = ApiDescriptor(
         poll_path="/v2/jobs/JOB_ID",
     ),
     organization_header="X-Organization-ID",
+    statuses=words_for(presenter.STATUS),
+    stages=words_for(presenter.STAGE),
 )

@@ -24,7 +24,17 @@ from pollable.lifecycle.planner import plan_job
 from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob
 
 from ..api import Call, Handler, Reply
-from ..common import choose_scenario, fingerprint, load_job, new_id, plan_seed
+from ..common import (
+    choose_scenario,
+    creation_clock,
+    fingerprint,
+    job_now,
+    jobs_now,
+    load_job,
+    new_id,
+    plan_seed,
+    store_job,
+)
 from . import listing
 from . import presenter as present
 from .credentials import scan_failure
@@ -110,7 +120,7 @@ async def get_job(call: Call) -> Reply:
     plan = record.plan
     after = _decode_cursor(job_id, call.params.get("files_cursor"), plan.n_items)
     limit = call.params["files_limit"]
-    now = call.services.now()
+    now = await job_now(call, record)
     state = state_at(plan, record.events, now)
     files = await store.items(tenant, job_id, after=after, limit=limit)
     last = files[-1].ordinal if files else plan.n_items
@@ -136,7 +146,11 @@ async def list_jobs(call: Call) -> Reply:
         limit=params["limit"],
         offset=params["offset"],
     )
-    jobs = [present.summary(r, state_at(r.plan, r.events, now)) for r in page.jobs]
+    times = await jobs_now(call, page.jobs)
+    jobs = [
+        present.summary(r, state_at(r.plan, r.events, t))
+        for r, t in zip(page.jobs, times, strict=True)
+    ]
     body = {"jobs": jobs, "total": page.total, "limit": params["limit"], "offset": params["offset"]}
     return Reply(200, body)
 
@@ -144,7 +158,7 @@ async def list_jobs(call: Call) -> Reply:
 async def cancel_job(call: Call) -> Reply:
     job_id = call.params["job_id"]
     record = await load_job(call, job_id)
-    now = call.services.now()
+    now = await job_now(call, record)
     state = state_at(record.plan, record.events, now)
     changed = False
     if not state.status.terminal:
@@ -214,6 +228,7 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
         if earlier is not None:
             return _accepted(earlier)
     tenant = await store.get_tenant(tenant_id)
+    clock_id, created_at = await creation_clock(call)
     texts = [body["content"]] if kind.target == "text" else []
     scenario, headers = choose_scenario(call, texts, tenant.default_scenario)
     container = body.get("bucket_name") or body.get("container_name")
@@ -225,15 +240,17 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     seed = plan_seed(call, request, scenario)
     entries = await _entries(call, kind, body, collection, f"{call.services.settings.seed}")
     skip = kind.target in ("bucket", "directory") and body.get("skip_existing") is not False
-    now = call.services.now()
     uris = [e.uri for e in entries]
-    indexed = await store.indexed_keys(tenant_id, collection, uris, at=now) if skip else set()
+    # Files earlier jobs had indexed by the moment this job is made (on its clock).
+    indexed = (
+        await store.indexed_keys(tenant_id, collection, uris, at=created_at) if skip else set()
+    )
     plan, items = await asyncio.to_thread(
         _plan,
         entries,
         indexed,
         job_id=new_id(),
-        created_at=now,
+        created_at=created_at,
         scenario=scenario,
         seed=seed,
         time_scale=call.services.settings.time_scale,
@@ -252,8 +269,8 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
         "preference_applied": headers.get("Preference-Applied"),
     }
     try:
-        record, _ = await store.create_job(
-            tenant_id,
+        record, _ = await store_job(
+            call,
             NewJob(
                 api=call.principal.api,
                 kind=kind.job_type,
@@ -263,6 +280,7 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
                 attrs=attrs,
                 credits=credits,
                 idempotency=idempotency,
+                clock_id=clock_id,
             ),
         )
     except IdempotencyMismatch:  # a concurrent first request with another body won

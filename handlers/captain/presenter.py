@@ -22,6 +22,10 @@ STAGE_DESCRIPTIONS = {
     Stage.EMBEDDING: "Generating vector embeddings",
     Stage.FINALIZING: "Aggregating results and recording billing",
 }
+#: The job statuses in Captain's words: the engine's own.
+STATUS = {status: status.value for status in Status}
+#: The stages a job reports in ``progress.current_stage`` (besides ``cancelled``).
+STAGE = {stage: stage.value for stage in STAGE_DESCRIPTIONS}
 CANCELLED_STAGE = "cancelled"
 #: Credits per page, by processing type.
 CREDITS_PER_PAGE = {"basic": 1.0, "advanced": 2.5}
@@ -44,7 +48,7 @@ def _current_stage(state: JobState) -> str | None:
     if state.status is Status.CANCELLED:
         return CANCELLED_STAGE
     if state.status in (Status.RUNNING, Status.FAILED) and state.stage is not None:
-        return state.stage.value
+        return STAGE[state.stage]
     return None
 
 
@@ -148,7 +152,7 @@ def job(
         remaining = max(0, math.ceil(state.expected_end - now))
     return {
         "job_id": record.job_id,
-        "status": state.status.value,
+        "status": STATUS[state.status],
         "collection_name": record.collection,
         "job_type": record.attrs.get("job_type"),
         "progress_message": _progress_message(record, state, progress),
@@ -184,7 +188,7 @@ def job(
 def summary(record: JobRecord, state: JobState) -> dict[str, Any]:
     return {
         "job_id": record.job_id,
-        "status": state.status.value,
+        "status": STATUS[state.status],
         "collection_name": record.collection,
         "job_type": record.attrs.get("job_type"),
         "files_total": record.plan.n_items,
@@ -201,10 +205,10 @@ def cancelled(record: JobRecord, state: JobState, *, changed: bool) -> dict[str,
     elif state.status is Status.CANCELLED:
         message = "Job was already cancelled"
     else:
-        message = f"Job already {state.status.value}; nothing to cancel"
+        message = f"Job already {STATUS[state.status]}; nothing to cancel"
     return {
         "job_id": record.job_id,
-        "status": state.status.value,
+        "status": STATUS[state.status],
         "message": message,
         "cancelled_at": iso(state.cancelled_at),
     }

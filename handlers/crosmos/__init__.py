@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from ..descriptor import ApiDescriptor, DemoCall, KeyRule
-from . import jobs
+from ..descriptor import ApiDescriptor, DemoCall, KeyRule, words_for
+from . import jobs, presenter
 
 _OPENAPI = resources.files("pollable.openapi")
 
@@ -36,4 +36,5 @@ DESCRIPTOR = ApiDescriptor(
         poll_path="/api/v1/jobs/JOB_ID",
     ),
     accepts_jwt=True,
+    statuses=words_for(presenter.STATUS),
 )

@@ -13,7 +13,15 @@ from pollable.lifecycle.planner import Work, plan_job
 from pollable.store.base import NewJob
 
 from ..api import Call, Reply
-from ..common import choose_scenario, load_job, new_id, plan_seed
+from ..common import (
+    choose_scenario,
+    creation_clock,
+    job_now,
+    load_job,
+    new_id,
+    plan_seed,
+    store_job,
+)
 from . import content
 from . import presenter as present
 
@@ -21,7 +29,7 @@ from . import presenter as present
 async def get_job(call: Call) -> Reply:
     job_id = str(uuid.UUID(call.params["job_id"]))
     record = await load_job(call, job_id)
-    state = state_at(record.plan, record.events, call.services.now())
+    state = state_at(record.plan, record.events, await job_now(call, record))
     items = None
     if state.status.terminal:
         items = await call.services.store.items(
@@ -73,14 +81,16 @@ async def _create(
     texts: Sequence[str],
     attrs: dict[str, Any],
 ) -> tuple[str, dict[str, str]]:
-    store, now = call.services.store, call.services.now()
+    store = call.services.store
+    clock_id, now = await creation_clock(call)
     tenant = await store.get_tenant(call.principal.tenant_id)
     plan, items, headers = await asyncio.to_thread(
         _plan, call, make_work, texts, tenant.default_scenario, now
     )
-    await store.create_job(
-        tenant.id, NewJob(api=call.principal.api, kind=kind, plan=plan, items=items, attrs=attrs)
+    job = NewJob(
+        api=call.principal.api, kind=kind, plan=plan, items=items, attrs=attrs, clock_id=clock_id
     )
+    await store_job(call, job)
     return plan.job_id, headers
 
 

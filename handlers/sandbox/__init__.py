@@ -7,12 +7,14 @@ from __future__ import annotations
 from importlib import resources
 
 from ..descriptor import ApiDescriptor
-from . import health, tenants
+from . import clocks, health, tenants
+
+_OPENAPI = resources.files("pollable.openapi")
 
 DESCRIPTOR = ApiDescriptor(
     name="sandbox",
     title="Sandbox",
-    documents=(resources.files("pollable.openapi") / "sandbox.json",),
+    documents=(_OPENAPI / "sandbox.json", _OPENAPI / "sandbox.clocks.json"),
     openapi_url="/sandbox/openapi.json",
     docs_url="/sandbox/docs",
     handlers={
@@ -25,6 +27,11 @@ DESCRIPTOR = ApiDescriptor(
         "list_keys": tenants.list_keys,
         "revoke_key": tenants.revoke_key,
         "reset": tenants.reset,
+        "create_clock": clocks.create_clock,
+        "list_clocks": clocks.list_clocks,
+        "get_clock": clocks.get_clock,
+        "delete_clock": clocks.delete_clock,
+        "advance_clock": clocks.advance_clock,
         "health": health.health,
     },
     error_shape="problem",

@@ -148,7 +148,10 @@ async def create_key(call: Call) -> Reply:
     api = _job_api(call, call.body["api"])
     clock = call.body.get("clock_id")
     if clock is not None:
-        raise InvalidInput(("body", "clock_id"), "No such test clock for this tenant")
+        try:
+            await call.services.store.get_clock(tenant.id, clock)
+        except NotFound:
+            raise InvalidInput(("body", "clock_id"), "No such test clock for this tenant") from None
     return Reply(201, await _issue(call, tenant, api, call.body.get("environment"), clock))
 
 

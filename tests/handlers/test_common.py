@@ -1,8 +1,25 @@
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
 import pytest
 
-from pollable.handlers.common import fingerprint, iso, preferred_scenario
+from pollable.handlers.api import Call, Principal
+from pollable.handlers.common import (
+    creation_clock,
+    fingerprint,
+    iso,
+    job_now,
+    jobs_now,
+    preferred_scenario,
+)
+from pollable.lifecycle.errors import InvalidInput, NotFound
+from pollable.lifecycle.planner import plan_job
+from pollable.lifecycle.scenarios import CATALOGUE
+from pollable.store.base import JobRecord, Store
+from pollable.store.memory import MemoryStore
 
 
 @pytest.mark.parametrize(
@@ -32,3 +49,68 @@ def test_timestamps_are_rfc3339_utc() -> None:
     assert iso(0.0) == "1970-01-01T00:00:00Z"
     assert iso(1.5) == "1970-01-01T00:00:01.500000Z"
     assert iso(None) is None
+
+
+# -- the clock a job runs on ------------------------------------------------------------------
+
+REAL = 1_800_000_000.0
+
+
+@dataclass(frozen=True)
+class Services:
+    store: Store
+    settings: Any = None
+    now: Any = lambda: REAL
+    job_apis: Any = ()
+
+
+def call_with(store: Store, tenant_id: str, *, header: str | None = None, key: str | None = None):
+    params = {"pollable_clock": header} if header is not None else {}
+    principal = Principal(tenant_id, "acme", "org", "captain", clock_id=key)
+    return Call(params, None, principal, Services(store))
+
+
+def record_on(clock_id: str | None, tenant_id: str = "t") -> JobRecord:
+    plan, _ = plan_job(
+        job_id=str(clock_id), created_at=0.0, scenario=CATALOGUE["happy"], work=[], seed="s"
+    )
+    return JobRecord(tenant_id, "captain", "index", None, {}, plan, (), 0, 0.0, clock_id)
+
+
+def test_the_header_names_the_clock_else_the_key_else_real_time() -> None:
+    async def run() -> None:
+        store = MemoryStore()
+        tenant = await store.create_tenant("acme", organization_id="org", credits=1.0)
+        other = await store.create_tenant("globex", organization_id="org2", credits=1.0)
+        header = await store.create_clock(tenant.id, now=100.0)
+        key = await store.create_clock(tenant.id, now=200.0)
+        theirs = await store.create_clock(other.id, now=300.0)
+        assert await creation_clock(call_with(store, tenant.id)) == (None, REAL)
+        assert await creation_clock(call_with(store, tenant.id, key=key.id)) == (key.id, 200.0)
+        both = call_with(store, tenant.id, header=header.id, key=key.id)
+        assert await creation_clock(both) == (header.id, 100.0)
+        for wrong in (theirs.id, "clk_nope"):
+            with pytest.raises(InvalidInput) as refused:
+                await creation_clock(call_with(store, tenant.id, header=wrong, key=key.id))
+            assert refused.value.loc == ("header", "pollable-clock")
+
+    asyncio.run(run())
+
+
+def test_a_job_is_computed_at_its_clocks_time() -> None:
+    async def run() -> None:
+        store = MemoryStore()
+        tenant = await store.create_tenant("acme", organization_id="org", credits=1.0)
+        clock = await store.create_clock(tenant.id, now=100.0)
+        call = call_with(store, tenant.id)
+        bound, unbound = record_on(clock.id, tenant.id), record_on(None, tenant.id)
+        assert await job_now(call, bound) == 100.0
+        assert await job_now(call, unbound) == REAL
+        await store.advance_clock(tenant.id, clock.id, by=5)
+        assert await jobs_now(call, [bound, unbound, bound]) == [105.0, REAL, 105.0]
+        gone = record_on("clk_gone", tenant.id)
+        with pytest.raises(NotFound):
+            await job_now(call, gone)
+        assert await jobs_now(call, [gone]) == [REAL]
+
+    asyncio.run(run())

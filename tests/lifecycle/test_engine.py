@@ -869,3 +869,94 @@ def test_a_stuck_job_is_still_pending_at_the_end_of_time():
         0,
         0,
     )
+
+
+# -- reached_at: when a job first gets somewhere --------------------------------------------
+
+TARGETS = [("status", status) for status in Status] + [("stage", stage) for stage in STAGES]
+
+
+def there(plan: Plan, events: tuple[Event, ...], target, t: float) -> bool:
+    kind, value = target
+    state = state_at(plan, events, t)
+    return state.status is value if kind == "status" else engine.in_stage(state, value)
+
+
+@PROPERTY
+@given(scenes(n_times=6), st.sampled_from(TARGETS))
+def test_reached_at_is_the_first_instant_the_job_is_there(scene, target):
+    plan, _, events, times = scene
+    kind, value = target
+    found = engine.reached_at(plan, events, **{kind: value})
+    checked = sorted(set(times) | set(milestones_of(plan, events)))
+    if found is None:
+        assert not [t for t in checked if there(plan, events, target, t)]
+        return
+    assert found >= plan.created_at
+    assert there(plan, events, target, found)
+    if found > plan.created_at:
+        assert not there(plan, events, target, math.nextafter(found, -math.inf))
+    assert not [
+        t for t in checked if plan.created_at <= t < found and there(plan, events, target, t)
+    ]
+
+
+@PROPERTY
+@given(scenes(n_times=2))
+def test_a_job_reaches_the_status_it_ends_in_when_it_ends(scene):
+    plan, _, events, _ = scene
+    end, final = outcome(plan, events)
+    found = engine.reached_at(plan, events, status=final)
+    assert found == (None if math.isinf(end) else max(end, plan.created_at))
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [
+        ({"status": Status.PENDING}, 100.0),
+        ({"status": Status.RUNNING}, 101.0),
+        ({"status": Status.COMPLETED_WITH_FAILURES}, 109.0),
+        ({"status": Status.COMPLETED}, None),
+        ({"status": Status.FAILED}, None),
+        ({"stage": Stage.SCANNING}, 101.0),
+        ({"stage": Stage.EXTRACTING}, 103.0),
+        ({"stage": Stage.CHUNKING}, 103.5),
+        ({"stage": Stage.TAGGING}, 104.0),
+        ({"stage": Stage.EMBEDDING}, 104.5),
+        ({"stage": Stage.FINALIZING}, 108.0),
+    ],
+)
+def test_four_item_plan_reaches(target, expected):
+    assert engine.reached_at(four_item_plan(), (), **target) == expected
+
+
+def test_a_failed_job_is_in_the_stage_it_failed_in():
+    # Fails as it starts extracting: never runs in it, but fails in it.
+    failing = four_item_plan(failure=Failure(Stage.EXTRACTING, "boom", "it broke", 0.0))
+    assert engine.reached_at(failing, (), stage=Stage.EXTRACTING) == 103.0
+    assert state_at(failing, (), 103.0).status is Status.FAILED
+    assert engine.reached_at(failing, (), stage=Stage.CHUNKING) is None
+    assert engine.reached_at(failing, (), status=Status.FAILED) == 103.0
+    # Runs in embedding before failing there: the first time counts.
+    late = four_item_plan(failure=Failure(Stage.EMBEDDING, "boom", "it broke", 0.5))
+    assert engine.reached_at(late, (), stage=Stage.EMBEDDING) == 104.5
+    assert engine.reached_at(late, (), stage=Stage.FINALIZING) is None
+
+
+def test_a_cancel_ends_the_journey():
+    cancel = (Event(EventKind.CANCEL, 105.5, "user-ada"),)
+    plan = four_item_plan()
+    assert engine.reached_at(plan, cancel, stage=Stage.EMBEDDING) == 104.5
+    assert engine.reached_at(plan, cancel, stage=Stage.FINALIZING) is None
+    assert engine.reached_at(plan, cancel, status=Status.CANCELLED) == 105.5
+    assert engine.reached_at(plan, cancel, status=Status.COMPLETED_WITH_FAILURES) is None
+    stuck = four_item_plan(timing=replace(TIMING, queue=math.inf))
+    assert engine.reached_at(stuck, (), status=Status.RUNNING) is None
+    assert engine.reached_at(stuck, (), status=Status.PENDING) == CREATED
+
+
+def test_reached_at_takes_exactly_one_target():
+    with pytest.raises(ValueError):
+        engine.reached_at(four_item_plan(), ())
+    with pytest.raises(ValueError):
+        engine.reached_at(four_item_plan(), (), status=Status.RUNNING, stage=Stage.TAGGING)

@@ -27,7 +27,7 @@ from pollable.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
-TABLES = {"tenants", "api_keys", "jobs", "items", "idempotency", "sequences", "meta"}
+TABLES = {"tenants", "api_keys", "jobs", "items", "idempotency", "sequences", "meta", "clocks"}
 
 
 def new_job(job_id: str, n: int = 5, **options: Any) -> NewJob:
@@ -353,6 +353,114 @@ def test_sqlite_two_processes_lose_and_duplicate_nothing(tmp_path):
         await store.close()
 
     asyncio.run(check())
+
+
+_CLOCK_WORKER = """
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+from pollable.store.base import ClockWouldGoBack
+from pollable.store.sqlite import SQLiteStore
+
+async def main(path, tenant_id, clock_id, targets):
+    store = SQLiteStore(path)
+    await store.open()
+    moved, seen = [], []
+    for to in targets:
+        try:
+            moved.append((await store.advance_clock(tenant_id, clock_id, to=to)).now)
+        except ClockWouldGoBack as refused:
+            assert refused.clock.now > to, (refused.clock.now, to)
+        seen.append((await store.get_clock(tenant_id, clock_id)).now)
+    await store.close()
+    print(json.dumps({"moved": moved, "seen": seen}))
+
+asyncio.run(main(sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])))
+"""
+
+
+def test_sqlite_two_processes_advance_one_clock_and_time_never_goes_back(tmp_path):
+    path = tmp_path / "shared.db"
+
+    async def setup() -> tuple[str, str]:
+        store = await opened(path)
+        tenant = await store.create_tenant("acme", organization_id="org", credits=0.0)
+        clock = await store.create_clock(tenant.id, now=T0)
+        await store.close()
+        return tenant.id, clock.id
+
+    tenant_id, clock_id = asyncio.run(setup())
+    # Each process walks forward on its own; between them, the clock is pulled both ways.
+    targets = {
+        "p": [T0 + 2 * i for i in range(60)],
+        "q": [T0 + 3 * i + 1 for i in range(40)],
+    }
+    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _CLOCK_WORKER,
+                str(ROOT),
+                path,
+                tenant_id,
+                clock_id,
+                json.dumps(values),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+            env=env,
+        )
+        for values in targets.values()
+    ]
+    moved = []
+    for proc, values in zip(procs, targets.values(), strict=True):
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        result = json.loads(out)
+        # Every advance that went through set the clock exactly where it was asked to.
+        assert set(result["moved"]) <= set(values)
+        moved.extend(result["moved"])
+        # What each process read never went back.
+        assert result["seen"] == sorted(result["seen"])
+    # The latest instant asked for wins, whoever asked last.
+    assert max(moved) == max(max(values) for values in targets.values())
+
+    async def check() -> None:
+        store = await opened(path)
+        assert (await store.get_clock(tenant_id, clock_id)).now == T0 + 118
+        await store.close()
+
+    asyncio.run(check())
+
+
+def test_sqlite_a_store_from_before_clocks_gets_them_on_open(tmp_path):
+    path = tmp_path / "old.db"
+
+    async def write() -> str:
+        store = await opened(path)
+        tenant = await store.create_tenant("acme", organization_id="org", credits=0.0)
+        await store.create_job(tenant.id, new_job("job-old"))
+        await store.close()
+        return tenant.id
+
+    tenant_id = asyncio.run(write())
+    with sqlite3.connect(path) as conn:
+        conn.execute("DROP INDEX idx_jobs_tenant_id_clock_id")
+        conn.execute("ALTER TABLE jobs DROP COLUMN clock_id")
+        conn.execute("DROP TABLE clocks")
+
+    async def read() -> None:
+        store = await opened(path)
+        assert (await store.get_job(tenant_id, "job-old")).clock_id is None
+        clock = await store.create_clock(tenant_id, now=T0)
+        await store.create_job(tenant_id, new_job("job-new", clock_id=clock.id))
+        assert (await store.get_job(tenant_id, "job-new")).clock_id == clock.id
+        await store.close()
+
+    asyncio.run(read())
 
 
 def test_sqlite_a_job_with_100000_items(tmp_path):

@@ -19,7 +19,14 @@ from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.lifecycle.model import Event, EventKind, Item, Outcome, Stage, Status, Tally
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
-from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, NewJob, Tenant
+from pollable.store.base import (
+    ClockWouldGoBack,
+    Idempotency,
+    IdempotencyMismatch,
+    JobRecord,
+    NewJob,
+    Tenant,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -63,6 +70,7 @@ def new_job(
     idempotency: Idempotency | None = None,
     job_id: str | None = None,
     attrs: dict | None = None,
+    clock_id: str | None = None,
 ) -> NewJob:
     job_id = job_id or unique("job")
     plan, items = plan_job(
@@ -81,6 +89,7 @@ def new_job(
         attrs=attrs or {},
         credits=credits,
         idempotency=idempotency,
+        clock_id=clock_id,
     )
 
 
@@ -828,3 +837,211 @@ async def test_meta_first_write_wins(store):
     other = unique("meta")
     assert await store.meta(other, "second") == "second"
     assert await store.meta(name, "third") == "first"
+
+
+# -- test clocks ----------------------------------------------------------------------------
+
+
+async def test_create_get_and_list_clocks(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    made = [
+        await store.create_clock(acme.id, now=T0 + i, name=f"c{i}", created_at=T0 - 1)
+        for i in range(5)
+    ]
+    unnamed = await store.create_clock(acme.id, now=T0)
+    assert unnamed.name is None and unnamed.created_at == 0.0
+    foreign = await store.create_clock(globex.id, now=T0, name="theirs")
+    assert all(clock.id.startswith("clk_") for clock in [*made, foreign])
+    for clock in made:
+        assert await store.get_clock(acme.id, clock.id) == clock
+        assert (clock.tenant_id, clock.created_at) == (acme.id, T0 - 1)
+    assert [c.now for c in made] == [T0 + i for i in range(5)]
+    everyone = sorted([*made, unnamed], key=lambda clock: clock.id)
+    assert await store.list_clocks(acme.id, limit=100) == everyone
+    first = await store.list_clocks(acme.id, limit=4)
+    rest = await store.list_clocks(acme.id, after=first[-1].id, limit=4)
+    assert first + rest == everyone
+    with pytest.raises(NotFound):
+        await store.get_clock(acme.id, foreign.id)
+    with pytest.raises(NotFound):
+        await store.get_clock(globex.id, made[0].id)
+    assert await store.list_clocks(globex.id, limit=10) == [foreign]
+    with pytest.raises(NotFound):
+        await store.create_clock(str(uuid.uuid4()), now=T0)
+
+
+async def test_a_clock_only_moves_forward(store):
+    tenant = await make_tenant(store)
+    clock = await store.create_clock(tenant.id, now=T0)
+    assert (await store.advance_clock(tenant.id, clock.id, to=T0 + 10)).now == T0 + 10
+    assert (await store.advance_clock(tenant.id, clock.id, to=T0 + 10)).now == T0 + 10
+    with pytest.raises(ClockWouldGoBack) as refused:
+        await store.advance_clock(tenant.id, clock.id, to=T0 + 9.5)
+    assert isinstance(refused.value, Conflict) and refused.value.clock.now == T0 + 10
+    assert (await store.get_clock(tenant.id, clock.id)).now == T0 + 10
+    moved = await store.advance_clock(tenant.id, clock.id, by=2.5)
+    assert moved.now == T0 + 12.5 and await store.get_clock(tenant.id, clock.id) == moved
+    for wrong in ({}, {"to": T0 + 20, "by": 1.0}, {"by": 0.0}, {"by": -1.0}):
+        with pytest.raises(ValueError):
+            await store.advance_clock(tenant.id, clock.id, **wrong)
+    other = await make_tenant(store)
+    for owner, clock_id in ((other.id, clock.id), (tenant.id, "clk_0000000000000000")):
+        with pytest.raises(NotFound):
+            await store.advance_clock(owner, clock_id, by=1.0)
+        with pytest.raises(NotFound):
+            await store.advance_clock(owner, clock_id, to=T0 + 100)
+    assert (await store.get_clock(tenant.id, clock.id)).now == T0 + 12.5
+
+
+async def test_concurrent_advances_never_take_a_clock_back(store):
+    tenant = await make_tenant(store)
+    clock = await store.create_clock(tenant.id, now=T0)
+    targets = [T0 + (i * 37) % 50 for i in range(50)]
+
+    async def advance(to: float) -> float | None:
+        try:
+            return (await store.advance_clock(tenant.id, clock.id, to=to)).now
+        except ClockWouldGoBack as refused:
+            assert refused.clock.now > to
+            return None
+
+    moved = await asyncio.gather(*(advance(to) for to in targets))
+    assert all(now == to for now, to in zip(moved, targets, strict=True) if now is not None)
+    assert (await store.get_clock(tenant.id, clock.id)).now == max(targets)
+    steps = await asyncio.gather(
+        *(store.advance_clock(tenant.id, clock.id, by=1) for _ in range(20))
+    )
+    assert sorted(step.now for step in steps) == [max(targets) + i for i in range(1, 21)]
+
+
+async def test_jobs_are_bound_to_a_clock_of_their_tenant(store):
+    acme, globex = await make_tenant(store, credits=10.0), await make_tenant(store)
+    clock = await store.create_clock(acme.id, now=T0)
+    record, _ = await create(store, acme, clock_id=clock.id)
+    assert record.clock_id == clock.id
+    assert (await store.get_job(acme.id, record.job_id)).clock_id == clock.id
+    unbound, _ = await create(store, acme)
+    assert (await store.get_job(acme.id, unbound.job_id)).clock_id is None
+    listed = await store.list_jobs(acme.id, api="captain", now=T0, limit=10)
+    assert {r.job_id: r.clock_id for r in listed.jobs} == {
+        record.job_id: clock.id,
+        unbound.job_id: None,
+    }
+    theirs = await store.create_clock(globex.id, now=T0)
+    for clock_id in (theirs.id, "clk_0000000000000000"):
+        job = new_job(clock_id=clock_id, credits=4.0)
+        with pytest.raises(NotFound):
+            await store.create_job(acme.id, job)
+        with pytest.raises(NotFound):
+            await store.get_job(acme.id, job.plan.job_id)
+    assert (await store.get_tenant(acme.id)).credits == 10.0
+
+
+async def test_list_jobs_status_filter_reads_each_jobs_clock(store):
+    tenant = await make_tenant(store)
+    early = await store.create_clock(tenant.id, now=T0)
+    late = await store.create_clock(tenant.id, now=T0)
+    records = [
+        (await create(store, tenant, created_at=T0, n=3, clock_id=clock_id))[0]
+        for clock_id in (early.id, late.id, None, early.id, None)
+    ]
+    end = state_at(records[0].plan, (), T0 + 1e7).ended_at
+    moves = [(None, T0 + 0.5), (late.id, end + 1), (early.id, T0 + 5), (None, end + 10)]
+    clocks = {early.id: T0, late.id: T0}
+    seen = set()
+    for moved, real in [(None, T0), *moves]:
+        if moved is not None:
+            clocks[moved] = (await store.advance_clock(tenant.id, moved, to=real)).now
+            real = T0
+        truth = {
+            r.job_id: state_at(r.plan, r.events, clocks[r.clock_id] if r.clock_id else real).status
+            for r in records
+        }
+        seen.update(truth.values())
+        for status in Status:
+            page = await store.list_jobs(
+                tenant.id, api="captain", now=real, status=status, limit=10
+            )
+            expected = {job_id for job_id, truly in truth.items() if truly is status}
+            assert {job.job_id for job in page.jobs} == expected, (status, clocks, real)
+            assert page.total == len(expected)
+    assert {Status.PENDING, Status.RUNNING, Status.COMPLETED} <= seen
+
+
+async def test_deleting_a_clock_deletes_its_jobs_and_unbinds_its_keys(store):
+    tenant = await make_tenant(store)
+    clock = await store.create_clock(tenant.id, now=T0)
+    other = await store.create_clock(tenant.id, now=T0)
+    key = Idempotency(unique("idem"), "same")
+    doomed = [
+        (await create(store, tenant, clock_id=clock.id, n=4, idempotency=key))[0],
+        (await create(store, tenant, clock_id=clock.id, n=2, collection="docs"))[0],
+    ]
+    kept = [
+        (await create(store, tenant, n=3))[0],
+        (await create(store, tenant, clock_id=other.id, n=3, collection="docs"))[0],
+    ]
+    bound_key = await store.add_key(
+        tenant.id, api="captain", key_hash=unique("sha"), label="cap", clock_id=clock.id
+    )
+    assert bound_key.clock_id == clock.id
+    await store.delete_clock(tenant.id, clock.id)
+    with pytest.raises(NotFound):
+        await store.get_clock(tenant.id, clock.id)
+    for record in doomed:
+        with pytest.raises(NotFound):
+            await store.get_job(tenant.id, record.job_id)
+    for record in kept:
+        assert (await store.get_job(tenant.id, record.job_id)).clock_id == record.clock_id
+        assert len(await store.items(tenant.id, record.job_id, limit=10)) == 3
+    page = await store.list_jobs(tenant.id, api="captain", now=T0, limit=10)
+    assert {r.job_id for r in page.jobs} == {r.job_id for r in kept}
+    # The idempotency key went with its job: using it again makes a new job.
+    _, created = await store.create_job(tenant.id, new_job(idempotency=key))
+    assert created is True
+    keys = await store.list_keys(tenant.id)
+    assert [k.clock_id for k in keys if k.id == bound_key.id] == [None]
+    assert await store.list_clocks(tenant.id, limit=10) == [other]
+    with pytest.raises(NotFound):
+        await store.delete_clock(tenant.id, clock.id)
+    with pytest.raises(NotFound):
+        await store.delete_clock((await make_tenant(store)).id, other.id)
+
+
+async def test_keys_are_bound_to_a_clock_of_their_tenant(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    clock = await store.create_clock(acme.id, now=T0)
+    key_hash = unique("sha")
+    record = await store.add_key(
+        acme.id, api="crosmos", key_hash=key_hash, label="csk_", clock_id=clock.id
+    )
+    found = await store.key_for("crosmos", key_hash)
+    assert found is not None and found[1].clock_id == clock.id == record.clock_id
+    theirs = await store.create_clock(globex.id, now=T0)
+    for clock_id in (theirs.id, "clk_0000000000000000"):
+        with pytest.raises(NotFound):
+            await store.add_key(
+                acme.id, api="crosmos", key_hash=unique("sha"), label="csk_", clock_id=clock_id
+            )
+    assert len(await store.list_keys(acme.id)) == 1
+
+
+async def test_reset_and_delete_forget_a_tenants_clocks(store):
+    tenant, other = await make_tenant(store), await make_tenant(store)
+    clock = await store.create_clock(tenant.id, now=T0)
+    theirs = await store.create_clock(other.id, now=T0)
+    await create(store, tenant, clock_id=clock.id)
+    key = await store.add_key(
+        tenant.id, api="captain", key_hash=unique("sha"), label="cap", clock_id=clock.id
+    )
+    await store.reset_tenant(tenant.id)
+    assert await store.list_clocks(tenant.id, limit=10) == []
+    with pytest.raises(NotFound):
+        await store.get_clock(tenant.id, clock.id)
+    assert [k.clock_id for k in await store.list_keys(tenant.id) if k.id == key.id] == [None]
+    again = await store.create_clock(tenant.id, now=T0)
+    await store.delete_tenant(tenant.id)
+    with pytest.raises(NotFound):
+        await store.get_clock(tenant.id, again.id)
+    assert await store.list_clocks(tenant.id, limit=10) == []
+    assert await store.get_clock(other.id, theirs.id) == theirs

@@ -91,12 +91,13 @@ async def test_delete_removes_the_tenant_its_jobs_and_its_keys(store) -> None:
 
 async def test_keys_have_ids_bindings_and_are_revoked_once(store) -> None:
     tenant = await make_tenant(store)
+    clock = await store.create_clock(tenant.id, now=T0)
     digest = unique("h")
     key = await store.add_key(
         tenant.id, api="captain", key_hash=digest, label="cap_dev_abcd",
-        environment="dev", clock_id="clk_1", created_at=T0,
+        environment="dev", clock_id=clock.id, created_at=T0,
     )  # fmt: skip
-    assert key.id.startswith("key_") and key.clock_id == "clk_1" and key.revoked_at is None
+    assert key.id.startswith("key_") and key.clock_id == clock.id and key.revoked_at is None
     found = await store.key_for("captain", digest)
     assert found is not None and found[0].id == tenant.id and found[1] == key
     assert await store.key_for("crosmos", digest) is None
