@@ -26,6 +26,7 @@ import os
 import re
 import secrets
 import uuid
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -75,8 +76,9 @@ def pollable_server(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
         yield server
         return
 
-    from pollable.server.app import create_app
-
+    with warnings.catch_warnings():  # Connexion's own deprecations, nothing a user can act on
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pollable.server.app import create_app
     from .server import ThreadedServer
 
     settings: Settings = request.getfixturevalue("pollable_settings")
