@@ -24,6 +24,7 @@ from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.store import UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
+from . import remote
 from . import seed as seeding
 from .auth import jwt_secret, new_jwt
 from .contract import ContractError
@@ -611,3 +612,6 @@ def jobs_show(
         return reply.body
 
     _echo_json(with_store(settings.store, show))
+
+
+remote.attach(cli)  # tenants, keys, clocks, requests, reset on a running server

@@ -209,7 +209,8 @@ class FakeSandbox:
         tenant = self._tenant(admin, caller, query.get("tenant_id"))
         clock = {
             "id": f"clk_{secrets.token_hex(6)}", "name": body.get("name"),
-            "now": body.get("now", iso(START)), "created_at": iso(START),
+            "now": iso(datetime.fromisoformat(body.get("now", iso(START)))),
+            "created_at": iso(START),
         }  # fmt: skip
         tenant.clocks[clock["id"]] = clock
         return 201, clock
