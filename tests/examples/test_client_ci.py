@@ -2,7 +2,7 @@
 every test passes, none sleeps, none takes more than 0.3 s (its tenant, clock and keys
 included).
 
-Each module runs once pollable serves what it needs (test clocks; the request log as well
+The README's example test is run the same way. Each module runs once pollable serves what it needs (test clocks; the request log as well
 for ``test_request_log.py``) and is skipped until then, naming the missing paths.
 """
 
@@ -25,7 +25,8 @@ pytest_plugins = ("pytester",)
 # tests/testing/test_plugin.py), and a first import would count against a test's budget.
 # The SDKs and httpcore are imported here, once.
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "client-ci"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "client-ci"
 CLOCKS = ("/sandbox/v1/clocks", "/sandbox/v1/clocks/{clock_id}/advance")
 LOG = ("/sandbox/v1/requests",)
 NEEDS = {
@@ -83,3 +84,22 @@ def test_the_example_passes_in_time(
         spent[report.nodeid] = spent.get(report.nodeid, 0.0) + report.duration
     slow = {test: round(seconds, 3) for test, seconds in spent.items() if seconds > BUDGET}
     assert not slow, f"over {BUDGET}s: {slow}"
+
+
+def readme_test() -> str:
+    """The README's example test: the Python block of "Contract tests in CI"."""
+    section = (ROOT / "README.md").read_text().split("## Contract tests in CI", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_passes(
+    pytester: pytest.Pytester, pollable_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ast.parse(readme_test())
+    missing = [path for path in CLOCKS + LOG if path not in served_paths(pollable_server)]
+    if missing:
+        pytest.skip(f"pollable does not serve {', '.join(missing)} yet")
+    monkeypatch.setenv("POLLABLE_URL", pollable_server.url)
+    monkeypatch.setenv("POLLABLE_ADMIN_TOKEN", pollable_server.admin_token)
+    pytester.makepyfile(readme_test())
+    pytester.runpytest().assert_outcomes(passed=1)
