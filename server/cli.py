@@ -24,6 +24,7 @@ from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
+from . import remote
 from . import seed as seeding
 from .address import AddressUnavailable, check_free
 from .auth import ensure_admin_token, jwt_secret, new_jwt
@@ -689,3 +690,6 @@ def jobs_show(
         return reply.body
 
     _echo_json(with_store(settings.store, show, create=False))
+
+
+remote.attach(cli)  # tenants, keys, clocks, requests, reset on a running server

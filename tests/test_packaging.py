@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("lifecycle", "store", "handlers", "server", "openapi")
+PARTS = ("lifecycle", "store", "handlers", "server", "openapi", "testing")
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +44,12 @@ def test_the_wheel_holds_every_part_as_real_files(wheel: zipfile.ZipFile) -> Non
 def test_the_console_script_is_the_packaged_cli(wheel: zipfile.ZipFile) -> None:
     (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
     assert "pollable = pollable.server.cli:main" in wheel.read(entry_points).decode()
+
+
+def test_the_pytest_plugin_is_registered(wheel: zipfile.ZipFile) -> None:
+    (entry_points,) = [n for n in wheel.namelist() if n.endswith("entry_points.txt")]
+    text = wheel.read(entry_points).decode()
+    assert "[pytest11]\npollable = pollable.testing.plugin" in text
 
 
 def test_each_part_is_linked_from_the_package_folder() -> None:

@@ -1,0 +1,105 @@
+"""``examples/client-ci``, a client team's suite on the pytest plugin, run against pollable:
+every test passes, none sleeps, none takes more than 0.3 s (its tenant, clock and keys
+included).
+
+The README's example test is run the same way. Each module runs once pollable serves what it needs (test clocks; the request log as well
+for ``test_request_log.py``) and is skipped until then, naming the missing paths.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import crosmos  # noqa: F401
+import httpcore  # noqa: F401
+import httpx
+import pytest
+import runcaptain  # noqa: F401
+
+from pollable.testing.plugin import SandboxServer
+
+pytest_plugins = ("pytester",)
+
+# The inner runs are in-process: what they import first is forgotten after each run (see
+# tests/testing/test_plugin.py), and a first import would count against a test's budget.
+# The SDKs and httpcore are imported here, once.
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "client-ci"
+CLOCKS = ("/sandbox/v1/clocks", "/sandbox/v1/clocks/{clock_id}/advance")
+LOG = ("/sandbox/v1/requests",)
+NEEDS = {
+    "test_crosmos_jobs.py": CLOCKS,
+    "test_captain_jobs.py": CLOCKS,
+    "test_isolation.py": CLOCKS,
+    "test_request_log.py": CLOCKS + LOG,
+}
+#: Seconds a test may take, setup and teardown of its sandbox included.
+BUDGET = 0.3
+
+
+def test_every_module_is_run() -> None:
+    assert {path.name for path in EXAMPLE.glob("test_*.py")} == set(NEEDS)
+
+
+def test_no_test_sleeps() -> None:
+    for path in EXAMPLE.glob("test_*.py"):
+        names = {
+            node.attr if isinstance(node, ast.Attribute) else node.id
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute | ast.Name)
+        }
+        assert "sleep" not in names, path.name
+
+
+def served_paths(server: SandboxServer) -> set[str]:
+    document = httpx.get(server.url + "/sandbox/openapi.json", timeout=10).json()
+    return set(document["paths"])
+
+
+@pytest.mark.parametrize("module", sorted(NEEDS))
+def test_the_example_passes_in_time(
+    module: str,
+    pytester: pytest.Pytester,
+    pollable_server: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    missing = [path for path in NEEDS[module] if path not in served_paths(pollable_server)]
+    if missing:
+        pytest.skip(f"pollable does not serve {', '.join(missing)} yet")
+    # The session's server, already started: its start-up is no test's cost.
+    monkeypatch.setenv("POLLABLE_URL", pollable_server.url)
+    monkeypatch.setenv("POLLABLE_ADMIN_TOKEN", pollable_server.admin_token)
+    recorded = pytester.inline_run(
+        str(EXAMPLE / module),
+        "-c", str(EXAMPLE / "pytest.ini"), "--rootdir", str(EXAMPLE), "-p", "no:cacheprovider",
+    )  # fmt: skip
+    passed, skipped, failed = recorded.listoutcomes()
+    assert not failed, [report.longreprtext for report in failed]
+    assert passed and not skipped
+
+    spent: dict[str, float] = {}
+    for report in recorded.getreports("pytest_runtest_logreport"):
+        spent[report.nodeid] = spent.get(report.nodeid, 0.0) + report.duration
+    slow = {test: round(seconds, 3) for test, seconds in spent.items() if seconds > BUDGET}
+    assert not slow, f"over {BUDGET}s: {slow}"
+
+
+def readme_test() -> str:
+    """The README's example test: the Python block of "Contract tests in CI"."""
+    section = (ROOT / "README.md").read_text().split("## Contract tests in CI", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_example_passes(
+    pytester: pytest.Pytester, pollable_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ast.parse(readme_test())
+    missing = [path for path in CLOCKS + LOG if path not in served_paths(pollable_server)]
+    if missing:
+        pytest.skip(f"pollable does not serve {', '.join(missing)} yet")
+    monkeypatch.setenv("POLLABLE_URL", pollable_server.url)
+    monkeypatch.setenv("POLLABLE_ADMIN_TOKEN", pollable_server.admin_token)
+    pytester.makepyfile(readme_test())
+    pytester.runpytest().assert_outcomes(passed=1)
