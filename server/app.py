@@ -11,6 +11,7 @@ checking is pollable's (``server.operation``), compiled here, once.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -112,7 +113,22 @@ def create_app(
         path = scope.get("path", "")
         return next((a.error_shape for a in by_prefix if path.startswith(a.path_prefix)), "fastapi")
 
-    on_error = error_handler(shape_for)
+    templates: dict[str, set[str]] = {}
+    for target in bound.values():
+        templates.setdefault(target.operation.path, set()).add(target.operation.method)
+    methods_at = [
+        (re.compile("^" + re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(path)) + r"\Z"), found)
+        for path, found in templates.items()
+    ]
+
+    def allowed(path: str) -> str | None:
+        """Every method the operations at ``path`` take (GET implies HEAD), for a 405."""
+        found = set().union(*(m for pattern, m in methods_at if pattern.match(path)))
+        if "GET" in found:
+            found.add("HEAD")
+        return ", ".join(sorted(found)) or None
+
+    on_error = error_handler(shape_for, allowed)
     operations = Operations(bound, validate_responses=settings.validate_responses)
     app = ConnexionMiddleware(
         dispatcher,

@@ -102,13 +102,20 @@ def encode(reply: Reply) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 ErrorHandler = Callable[[Any, Exception], Awaitable[ConnexionResponse]]
 
 
-def error_handler(shape_for: Callable[[Any], str]) -> ErrorHandler:
+def error_handler(
+    shape_for: Callable[[Any], str], allowed: Callable[[str], str | None]
+) -> ErrorHandler:
     """For Connexion's ExceptionMiddleware: errors raised before an operation's handler
     runs (authentication, unknown routes, wrong methods), in the shape ``shape_for(scope)``
-    names."""
+    names. A 405's ``Allow`` lists every method the path's operations take
+    (``allowed(path)``): the router knows only the first operation it tried."""
 
     async def handle(request: Any, exc: Exception) -> ConnexionResponse:
         reply = in_shape(reply_for(exc), shape_for(request.scope))
+        methods = allowed(request.scope.get("path", "")) if reply.status == 405 else None
+        if methods is not None:
+            headers = {k: v for k, v in reply.headers.items() if k.lower() != "allow"}
+            reply = Reply(reply.status, reply.body, {**headers, "Allow": methods}, reply.media_type)
         body, _ = encode(reply)
         return ConnexionResponse(
             status_code=reply.status, body=body, mimetype=reply.media_type, headers=reply.headers

@@ -157,13 +157,16 @@ async def _move(
 async def _arrival(call: Call, clock: Clock, until: dict[str, str]) -> float:
     """When the job ``until`` names first is in the status or stage it names."""
     job_id = until["job_id"]
+    # The body names the job: a job the tenant does not have is a 422 on that field (the
+    # operation's 404 means the clock in its path).
+    unknown = InvalidInput(("body", "until", "job_id"), JOB_NOT_FOUND)
     try:
         record = await call.services.store.get_job(clock.tenant_id, job_id)
     except NotFound:
-        raise NotFound(JOB_NOT_FOUND) from None
+        raise unknown from None
     api = next((a for a in call.services.job_apis if a.name == record.api), None)
     if api is None:
-        raise NotFound(JOB_NOT_FOUND)
+        raise unknown
     if record.clock_id != clock.id:
         runs_on = f"clock {record.clock_id}" if record.clock_id else "real time"
         raise Conflict(f"Job {job_id} is not bound to clock {clock.id}: it runs on {runs_on}")

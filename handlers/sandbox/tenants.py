@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from pollable.lifecycle import scenarios
-from pollable.lifecycle.errors import Forbidden, InvalidInput, NotFound
+from pollable.lifecycle.errors import Conflict, Forbidden, InvalidInput, NotFound
 from pollable.store.base import KeyRecord, Tenant
 
 from ..api import Call, Reply
@@ -163,6 +163,10 @@ async def list_keys(call: Call) -> Reply:
 
 async def revoke_key(call: Call) -> Reply:
     tenant = await own_tenant(call, call.params["tenant_id"])
+    if call.params["key_id"] == call.principal.key_id:
+        # Revoking the key in hand would lock its holder out mid-conversation; another of
+        # the tenant's keys (or the admin) may.
+        raise Conflict("This request is made with that key: revoke it with another key")
     try:
         key = await call.services.store.revoke_key(
             tenant.id, call.params["key_id"], at=call.services.now()

@@ -195,3 +195,16 @@ def test_a_generated_admin_token_is_kept_hashed_and_works(tmp_path: Any) -> None
     for api in start(Settings(store=url)):
         assert api.services.new_admin_token is None
         assert api.client.get("/sandbox/v1/tenants", headers=bearer(token)).status_code == 200
+
+
+def test_a_key_cannot_revoke_itself(api: Api, acme: Tenant) -> None:
+    path = f"/sandbox/v1/tenants/{acme.tenant.id}/keys"
+    own = next(k for k in api.client.get(path, headers=acme.crosmos).json()["data"]
+               if k["api"] == "crosmos")  # fmt: skip
+    refused = api.client.delete(f"{path}/{own['id']}", headers=acme.crosmos)
+    assert refused.status_code == 409
+    assert api.client.get(path, headers=acme.crosmos).status_code == 200
+    by_other = api.client.delete(f"{path}/{own['id']}", headers={
+        "Authorization": f"Bearer {acme.captain_key}"})  # fmt: skip
+    assert by_other.status_code == 200
+    assert api.client.get(path, headers=acme.crosmos).status_code == 401
