@@ -47,6 +47,8 @@ ENV_HELP = "; ".join(
     for name, api in APIS.items()
     if len(api.key_rule.environments) > 1
 )
+#: Seconds a thread may hold the GIL while another waits (CPython's default is 0.005).
+SWITCH_INTERVAL = 0.0005
 #: Seeding more jobs than this shows a progress bar.
 HANDFUL = 5
 
@@ -412,6 +414,10 @@ def serve(
         # Bounded request heads (size, time), keep-alive, JSON refusals: server/protocol.py.
         **uvicorn_options(settings),
     }
+    # Long work (planning a 100,000-file job) runs on threads; the event loop waits for
+    # the GIL at every handoff. A shorter switch interval bounds that wait: polls of other
+    # tenants stay prompt while a big job is planned.
+    sys.setswitchinterval(SWITCH_INTERVAL)
     if settings.workers == 1:
         from .app import create_app
 
