@@ -22,7 +22,7 @@ from pollable.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
-TABLES = {"tenants", "api_keys", "jobs", "items", "idempotency", "sequences", "meta"}
+TABLES = {"tenants", "api_keys", "jobs", "items", "idempotency", "sequences", "meta", "requests"}
 
 
 def new_job(job_id: str, n: int = 5, **options: Any) -> NewJob:
