@@ -111,3 +111,10 @@ class ApiDescriptor:
     organization_header: str | None = None
     #: The field of a job-creating operation's reply that holds the new job's id.
     job_id_field: str = "job_id"
+    #: JSON fields (at any depth, in requests and replies) and query parameters that hold
+    #: credentials, and headers that do, besides those of every API (``Authorization``,
+    #: cookies, ``password``, ``token``, ...): the request log keeps ``"[redacted]"``.
+    secret_fields: frozenset[str] = frozenset()
+    secret_headers: frozenset[str] = frozenset()
+    #: Operations the request log does not record (reading the log would fill it).
+    unlogged_operations: frozenset[str] = frozenset()

@@ -23,6 +23,7 @@ from .auth import NOT_AUTHENTICATED, Unauthorized, check_organization
 from .contract import Contract, ContractError
 from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, in_shape, reply_for
 from .operation import Operation, RequestInvalid, ResponseInvalid, compile_operations, read_headers
+from .recording import TRACE
 
 log = logging.getLogger("pollable.dispatch")
 
@@ -194,6 +195,9 @@ class Dispatcher:
             )
         except ClientDisconnected:
             return  # nobody to answer, and nothing was done
+        trace = scope.get(TRACE)
+        if trace is not None:
+            trace.dispatched(target.api, operation_id, principal, request.path_params, reply)
         payload, reply_headers = encode(reply)
         await send(
             {"type": "http.response.start", "status": reply.status, "headers": reply_headers}

@@ -46,6 +46,16 @@ class Settings:
     #: A seed fixture (YAML or JSON, see ``pollable seed --help``) loaded into the store when
     #: the server starts: tenants, fixed keys and jobs. Applied once per store.
     fixtures: str | None = None
+    #: The request log: every request recorded for its tenant, credentials redacted.
+    log_enabled: bool = True
+    #: Per tenant (and for the log of requests no tenant was found for): the newest this
+    #: many entries are kept, none older than ``log_max_age_seconds``.
+    log_max_entries: int = 10_000
+    log_max_age_seconds: float = 7 * 24 * 3600.0
+    #: Request and response bodies are kept up to this many bytes (marked truncated).
+    log_body_bytes: int = 64 * 1024
+    #: Entries waiting for the log's writer; when full, the oldest is dropped and counted.
+    log_queue_size: int = 10_000
 
     def __post_init__(self) -> None:
         if self.time_scale < 0:
@@ -54,6 +64,9 @@ class Settings:
             raise SettingsError("max_body_bytes must be positive")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
+        for name in ("log_max_entries", "log_max_age_seconds", "log_body_bytes", "log_queue_size"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
         if not 0 < self.port < 65536:
             raise SettingsError("port must be between 1 and 65535")
         if self.admin_token is not None and len(self.admin_token.encode()) < 16:

@@ -33,4 +33,5 @@ DESCRIPTOR = ApiDescriptor(
         poll_path="/v2/jobs/JOB_ID",
     ),
     organization_header="X-Organization-ID",
+    secret_fields=jobs.SECRET_FIELDS,
 )
