@@ -59,9 +59,9 @@ class Journal:
         self.dropped = 0
         self._queue: collections.deque[Pending] = collections.deque(maxlen=queue_size)
         self._wake = asyncio.Event()
+        self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._closing = False
         self._pruned_at = 0.0
         #: Logs written to since the last prune.
         self._touched: set[str | None] = set()
@@ -86,11 +86,10 @@ class Journal:
 
     async def close(self) -> None:
         """Stop the writer and write whatever is still queued."""
-        self._closing = True
+        self._closing.set()
         self._wake.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
             self._task = None
         await self.flush()
 
@@ -99,13 +98,15 @@ class Journal:
         await self._drain(prune=True)
 
     async def _run(self) -> None:
-        while not self._closing:
+        while not self._closing.is_set():
             await self._wake.wait()
             self._wake.clear()
-            if not self._closing:
-                await asyncio.sleep(BATCH_DELAY)
-            prune = time.monotonic() - self._pruned_at >= PRUNE_EVERY
-            await self._drain(prune=prune)
+            # Let a batch gather, unless the server is stopping (``close`` writes the rest).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), BATCH_DELAY)
+            if self._closing.is_set():
+                return
+            await self._drain(prune=time.monotonic() - self._pruned_at >= PRUNE_EVERY)
 
     async def _drain(self, *, prune: bool) -> None:
         if not self.enabled:

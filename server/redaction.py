@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 import orjson
 
@@ -132,19 +132,17 @@ class Redactor:
         return value, False
 
     def query(self, raw: str, found: list[str]) -> str:
-        """The query string with the values of credential parameters redacted."""
+        """The query string with the values of credential parameters redacted (the rest of
+        it as sent)."""
         if not raw:
             return raw
-        pairs = parse_qsl(raw, keep_blank_values=True)
-        if not any(name.lower() in self.fields for name, _ in pairs):
-            return raw
-        kept = []
-        for name, value in pairs:
-            if name.lower() in self.fields:
-                remember(found, value)
-                value = REDACTED
-            kept.append((name, value))
-        return urlencode(kept)
+        parts = raw.split("&")
+        for i, part in enumerate(parts):
+            name, _, value = part.partition("=")
+            if unquote_plus(name).lower() in self.fields:
+                remember(found, unquote_plus(value))
+                parts[i] = f"{name}={REDACTED}"
+        return "&".join(parts)
 
 
 def remember(found: list[str], secret: str) -> None:
