@@ -20,6 +20,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """Secrets are left out of its ``repr``: uvicorn's trace log prints the app's state."""
+
     #: ``memory://``, ``sqlite:///path.db`` or ``postgresql://...``.
     store: str = "sqlite:///pollable.db"
     host: str = "127.0.0.1"
@@ -34,10 +36,10 @@ class Settings:
     #: Seed of every synthetic choice (listings, failing items, timing jitter).
     seed: str = "0"
     #: HS256 secret for JWT access tokens; generated and kept in the store when unset.
-    jwt_secret: str | None = None
+    jwt_secret: str | None = dataclasses.field(default=None, repr=False)
     #: The control plane's admin token. Unset: generated on a fresh store, printed once,
     #: and kept hashed.
-    admin_token: str | None = None
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
     #: Credit balance of a new tenant, and what a credit costs.
     tenant_credits: float = 1_000_000.0
     credit_rate: float = 0.01
