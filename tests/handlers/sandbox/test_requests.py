@@ -336,3 +336,18 @@ def test_a_log_that_is_off_keeps_nothing_but_ids_still_come(backend: str, tmp_pa
             "enabled": False, "queued": 0, "dropped": 0
         }  # fmt: skip
         assert api.run(api.services.store.count_requests, acme.tenant.id) == 0
+
+
+def test_reset_and_delete_forget_the_log_queued_entries_too(
+    api: Api, acme: Tenant, globex: Tenant
+) -> None:
+    for _ in range(3):
+        api.client.get("/v2/jobs", headers=acme.captain)
+        api.client.get("/v2/jobs", headers=globex.captain)
+    reset = api.client.post("/sandbox/v1/reset", json={}, headers=acme.crosmos)
+    assert reset.status_code == 200
+    # What is left is the reset itself, logged once it was answered.
+    assert [e["id"] for e in entries(api, acme.crosmos)] == [reset.headers["Request-Id"]]
+    deleted = api.client.delete(f"/sandbox/v1/tenants/{globex.tenant.id}", headers=ADMIN)
+    assert deleted.status_code == 204
+    assert api.run(api.services.store.count_requests, globex.tenant.id) == 0
