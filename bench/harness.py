@@ -141,6 +141,7 @@ def pollable_server(
     log_dir: Path,
     *,
     validate_responses: bool = True,
+    request_log: bool = True,
     time_scale: float | None = None,
 ) -> Server:
     """pollable under uvicorn, one worker, loop/http auto (see ``bench.serve``)."""
@@ -148,6 +149,8 @@ def pollable_server(
     argv = [sys.executable, "-m", "bench.serve", "--store", store_url, "--port", str(port)]
     if not validate_responses:
         argv.append("--no-validate-responses")
+    if not request_log:
+        argv.append("--no-request-log")
     if time_scale is not None:
         argv += ["--time-scale", repr(time_scale)]
     return Server(name, argv, port, log_dir)

@@ -11,6 +11,8 @@ One run, on one machine, with the same load generator (wrk -t1 -c32 when install
 - pollable: ``create_app(Settings)`` under uvicorn (1 worker, loop/http auto, SQLite store),
   response validation on (the default);
 - pollable with ``validate_responses=False`` (skip with ``--no-unvalidated``);
+- pollable with the request log off (``log_enabled=False``; skip with ``--no-unlogged``):
+  the log's cost is the per-round ratio of pollable (log on, the default) to it;
 - Stoplight Prism (``prism mock``) on the very documents pollable serves, the usual
   alternative for a contract mock: it validates the request and answers a static example
   built from the schema, with no job behind it (skip with ``--no-prism``; installed with
@@ -53,8 +55,9 @@ class Target:
 
 SERVER_LABELS = {
     "ceiling": "bare Starlette ceiling (same bytes, no validation)",
-    "pollable": "pollable (response validation on)",
+    "pollable": "pollable (response validation on, request log on)",
     "pollable-novalidate": "pollable (validate_responses=False)",
+    "pollable-nolog": "pollable (request log off)",
     "prism": "Stoplight Prism mock (static example, no state)",
 }
 DOCUMENTS = {"crosmos": "/openapi.json", "captain": "/v2/openapi.json"}
@@ -73,6 +76,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--crosmos-sources", type=int, default=3, help="sources in the Crosmos job")
     parser.add_argument(
         "--no-unvalidated", action="store_true", help="skip pollable with validate_responses=False"
+    )
+    parser.add_argument(
+        "--no-unlogged", action="store_true", help="skip pollable with the request log off"
     )
     parser.add_argument("--no-prism", action="store_true", help="skip Stoplight Prism")
     parser.add_argument(
@@ -133,6 +139,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             servers["pollable-novalidate"] = h.pollable_server(
                 "pollable-novalidate", store_url, work, validate_responses=False
             ).start()
+        if not args.no_unlogged:
+            h.log("starting pollable (request log off), same store")
+            servers["pollable-nolog"] = h.pollable_server(
+                "pollable-nolog", store_url, work, request_log=False
+            ).start()
         h.log("starting the bare Starlette ceiling")
         servers["ceiling"] = h.ceiling_server("ceiling", bodies, work).start()
         prism_bodies: dict[str, int] = {}
@@ -150,7 +161,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         targets = [
             Target(api, server, path, headers)
             for api, (path, headers) in paths.items()
-            for server in ("ceiling", "pollable", "pollable-novalidate", "prism")
+            for server in ("ceiling", "pollable", "pollable-novalidate", "pollable-nolog", "prism")
             if _server_name(api, server) in servers
         ]
         for target in targets:  # every server but Prism answers the very same bytes
@@ -271,6 +282,18 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
                 f"it serves without (median of per-round ratios: validation costs "
                 f"{1 - share:.0%}); body {results['body_bytes'][api]:,} B"
             )
+    request_log = {}
+    for api in ("crosmos", "captain"):
+        on, off = f"{api}/pollable", f"{api}/pollable-nolog"
+        if on in samples and off in samples:
+            share = h.median(paired(samples, on, off))
+            request_log[api] = 1 - share
+            ratios_log = paired(samples, on, off)
+            print(
+                f"- {api}: with the request log on pollable serves {share:.2f}x the requests it "
+                f"serves with it off (median of per-round ratios, range "
+                f"{min(ratios_log):.2f}-{max(ratios_log):.2f}: the log costs {1 - share:.0%})"
+            )
     for api, size in results["prism_body_bytes"].items():
         print(
             f"- {api}: Prism answers a {size:,} B example generated from the schema, the same for "
@@ -290,6 +313,7 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
             "median_rps": medians,
             "ratio_to_ceiling": {name: h.median(values) for name, values in ratios.items()},
             "validation_cost": validation,
+            "request_log_cost": request_log,
             "samples": samples,
         },
     )

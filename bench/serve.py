@@ -3,6 +3,7 @@ httptools when installed) with the bounds ``pollable serve`` sets (server/protoc
 access log.
 
     python -m bench.serve --store sqlite:////tmp/x.db --port 8123 [--no-validate-responses]
+        [--no-request-log]
 
 Settings are built from the flags only (no ``POLLABLE_*`` variables), so a benchmark is not
 changed by the caller's environment. This stands in for the server CLI: what runs is the
@@ -27,6 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--time-scale", type=float, default=None)
     parser.add_argument("--no-validate-responses", action="store_true")
+    parser.add_argument("--no-request-log", action="store_true")
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--http", default="auto", choices=sorted(PROTOCOLS))
     args = parser.parse_args(argv)
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         time_scale=args.time_scale,
         validate_responses=False if args.no_validate_responses else None,
+        log_enabled=False if args.no_request_log else None,
         log_level="warning",
     )
     uvicorn.run(

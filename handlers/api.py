@@ -41,6 +41,31 @@ class Config(Protocol):
     def tenant_credits(self) -> float: ...
 
 
+class RequestLog(Protocol):
+    """The request log's writer, as handlers see it."""
+
+    @property
+    def enabled(self) -> bool: ...
+    @property
+    def queued(self) -> int: ...
+    @property
+    def dropped(self) -> int: ...
+    async def flush(self) -> None:
+        """Write what this process has queued (so a read sees every finished request)."""
+
+
+class NoRequestLog:
+    """The request log of calls that are no HTTP requests (fixtures, the CLI): nothing is
+    recorded, nothing to flush."""
+
+    enabled = False
+    queued = 0
+    dropped = 0
+
+    async def flush(self) -> None:
+        return None
+
+
 class Services(Protocol):
     @property
     def settings(self) -> Config: ...
@@ -50,6 +75,8 @@ class Services(Protocol):
     def now(self) -> Callable[[], float]: ...
     @property
     def job_apis(self) -> Sequence[ApiDescriptor]: ...
+    @property
+    def request_log(self) -> RequestLog: ...
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,9 @@ class Reply:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     media_type: str = "application/json"
+    #: The time the reply was computed at, when the job it is about runs on a test clock
+    #: (the request log keeps it beside the real time).
+    clock_time: float | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -103,13 +103,6 @@ class ApiDescriptor:
     #: Whether HS256 JWT access tokens (``sub`` = tenant name) are accepted besides keys.
     accepts_jwt: bool = False
 
-    @property
-    def key_rule(self) -> KeyRule:
-        """The keys of a job API; ``ValueError`` for an API that issues none."""
-        if self.keys is None:
-            raise ValueError(f"the {self.name} API issues no keys")
-        return self.keys
-
     #: A request header that, when sent, must name the key's organization (else 403);
     #: fixtures send the tenant's own.
     organization_header: str | None = None
@@ -120,6 +113,20 @@ class ApiDescriptor:
     statuses: Mapping[str, Status] = field(default_factory=dict)
     #: Its words for the stages a job reports; empty for an API whose jobs report none.
     stages: Mapping[str, Stage] = field(default_factory=dict)
+    #: JSON fields (at any depth, in requests and replies) and query parameters that hold
+    #: credentials, and headers that do, besides those of every API (``Authorization``,
+    #: cookies, ``password``, ``token``, ...): the request log keeps ``"[redacted]"``.
+    secret_fields: frozenset[str] = frozenset()
+    secret_headers: frozenset[str] = frozenset()
+    #: Operations the request log does not record (reading the log would fill it).
+    unlogged_operations: frozenset[str] = frozenset()
+
+    @property
+    def key_rule(self) -> KeyRule:
+        """The keys of a job API; ``ValueError`` for an API that issues none."""
+        if self.keys is None:
+            raise ValueError(f"the {self.name} API issues no keys")
+        return self.keys
 
 
 def words_for(words: Mapping[T, str]) -> dict[str, T]:

@@ -2,8 +2,9 @@
 
 The request path through the stack::
 
-    ServerError -> Exception (contract-shaped errors) -> Routing -> Security (bearer)
-      -> Lifespan -> Dispatcher (read + check request, handler, check + write reply)
+    Recording (Request-Id, request log) -> ServerError -> Exception (contract-shaped errors)
+      -> Routing -> Security (bearer) -> Lifespan -> Dispatcher (read + check request,
+      handler, check + write reply)
 
 Connexion routes and authenticates from the served documents; request and response
 checking is pollable's (``server.operation``), compiled here, once.
@@ -45,6 +46,8 @@ from .auth import (
 from .dispatch import Dispatcher, bind
 from .docs import docs_app
 from .errors import error_handler
+from .journal import Journal
+from .recording import RecordingMiddleware
 from .routing import AnchoredRoutingMiddleware
 from .seed import Fixture, Operations, Seeded, apply_once, load_fixture
 from .services import Services
@@ -75,10 +78,22 @@ def _lifespan(
             authenticator = Authenticator(
                 store, jwt_secret=secret, admin_hash=admin_hash, job_apis=job_apis
             )
-            services = Services(
-                settings, store, authenticator, time.time, job_apis, new_admin_token
+            journal = Journal(
+                store,
+                enabled=settings.log_enabled,
+                max_entries=settings.log_max_entries,
+                max_age_seconds=settings.log_max_age_seconds,
+                queue_size=settings.log_queue_size,
+                body_bytes=settings.log_body_bytes,
             )
-            yield {"services": services}
+            services = Services(
+                settings, store, authenticator, time.time, journal, job_apis, new_admin_token
+            )
+            journal.start()
+            try:
+                yield {"services": services}
+            finally:
+                await journal.close()
 
     return lifespan
 
@@ -134,6 +149,7 @@ def create_app(
         dispatcher,
         lifespan=_lifespan(settings, apis, fixture, operations, on_seeded),
         middlewares=[
+            partial(RecordingMiddleware, contracts=contracts),
             partial(ServerErrorMiddleware, handler=on_error),
             ExceptionMiddleware,
             AnchoredRoutingMiddleware,

@@ -24,6 +24,7 @@ from .contract import Contract, ContractError
 from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, in_shape, reply_for
 from .headers import field_value, first_values
 from .operation import Operation, RequestInvalid, ResponseInvalid, compile_operations
+from .recording import TRACE
 
 log = logging.getLogger("pollable.dispatch")
 
@@ -195,6 +196,9 @@ class Dispatcher:
             )
         except ClientDisconnected:
             return  # nobody to answer, and nothing was done
+        trace = scope.get(TRACE)
+        if trace is not None:
+            trace.dispatched(target.api, operation_id, principal, request.path_params, reply)
         payload, reply_headers = encode(reply)
         await send(
             {"type": "http.response.start", "status": reply.status, "headers": reply_headers}

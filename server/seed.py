@@ -50,7 +50,7 @@ from urllib.parse import urlencode
 import orjson
 import yaml
 
-from pollable.handlers.api import Principal, Reply, Services
+from pollable.handlers.api import NoRequestLog, Principal, Reply, Services
 from pollable.handlers.descriptor import ApiDescriptor, KeyRule, hash_key
 from pollable.handlers.registry import JOB_APIS, REGISTRY, by_name
 from pollable.lifecycle import scenarios
@@ -227,6 +227,7 @@ class Clocked:
     store: Store
     now: Callable[[], float]
     job_apis: Sequence[ApiDescriptor] = JOB_APIS
+    request_log: NoRequestLog = field(default_factory=NoRequestLog)
 
 
 def services_at(store: Store, settings: Settings, moment: float) -> Clocked:

@@ -9,6 +9,7 @@ from pollable.handlers.descriptor import ApiDescriptor
 from pollable.store.base import Store
 
 from .auth import Authenticator
+from .journal import Journal
 from .settings import Settings
 
 
@@ -19,6 +20,8 @@ class Services:
     authenticator: Authenticator
     #: The current time, POSIX seconds.
     now: Callable[[], float]
+    #: The request log's writer (``enabled`` False when the log is off).
+    request_log: Journal
     #: The job APIs served (those that issue keys).
     job_apis: Sequence[ApiDescriptor] = ()
     #: The admin token, when this process generated it on a fresh store (to print once).

@@ -22,6 +22,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
+    """Secrets are left out of its ``repr``: uvicorn's trace log prints the app's state."""
+
     #: The URL of one of ``store.BACKENDS``: ``memory://`` or ``sqlite:///path.db``.
     store: str = "sqlite:///pollable.db"
     host: str = "127.0.0.1"
@@ -36,10 +38,10 @@ class Settings:
     #: Seed of every synthetic choice (listings, failing items, timing jitter).
     seed: str = "0"
     #: HS256 secret for JWT access tokens; generated and kept in the store when unset.
-    jwt_secret: str | None = None
+    jwt_secret: str | None = dataclasses.field(default=None, repr=False)
     #: The control plane's admin token. Unset: generated on a fresh store, printed once,
     #: and kept hashed.
-    admin_token: str | None = None
+    admin_token: str | None = dataclasses.field(default=None, repr=False)
     #: Credit balance of a new tenant, and what a credit costs.
     tenant_credits: float = 1_000_000.0
     credit_rate: float = 0.01
@@ -58,6 +60,16 @@ class Settings:
     header_timeout: float = 10.0
     #: Seconds an idle connection is kept open between requests (uvicorn's keep-alive).
     keep_alive_timeout: float = 5.0
+    #: The request log: every request recorded for its tenant, credentials redacted.
+    log_enabled: bool = True
+    #: Per tenant (and for the log of requests no tenant was found for): the newest this
+    #: many entries are kept, none older than ``log_max_age_seconds``.
+    log_max_entries: int = 10_000
+    log_max_age_seconds: float = 7 * 24 * 3600.0
+    #: Request and response bodies are kept up to this many bytes (marked truncated).
+    log_body_bytes: int = 64 * 1024
+    #: Entries waiting for the log's writer; when full, the oldest is dropped and counted.
+    log_queue_size: int = 10_000
 
     def __post_init__(self) -> None:
         for name in ("time_scale", "tenant_credits", "credit_rate"):
@@ -76,6 +88,9 @@ class Settings:
                 raise SettingsError(f"{name} must be a positive number of seconds")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
+        for name in ("log_max_entries", "log_max_age_seconds", "log_body_bytes", "log_queue_size"):
+            if getattr(self, name) <= 0:
+                raise SettingsError(f"{name} must be positive")
         if not 0 < self.port < 65536:
             raise SettingsError("port must be between 1 and 65535")
         if self.admin_token is not None and len(self.admin_token.encode()) < 16:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
@@ -130,6 +130,86 @@ class JobPage:
     total: int
 
 
+@dataclass(frozen=True)
+class LoggedMessage:
+    """One side of a logged exchange, credentials already redacted."""
+
+    #: Header values by lower-case name (repeated headers joined with ``", "``).
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: The body as text (UTF-8, undecodable bytes replaced), at most the log's body limit;
+    #: None when there was none (or the server did not read it).
+    body: str | None = None
+    #: The body's size as it was sent, in bytes.
+    size: int = 0
+    #: Whether ``body`` is only the first part of it.
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class RequestEntry:
+    """One request to a served API, as the request log keeps it."""
+
+    #: The ``Request-Id`` the response carried (``req_`` and 24 hex digits).
+    id: str
+    #: The tenant it was made for; None for requests no tenant can be found for (the admin's).
+    tenant_id: str | None
+    #: Real time the request arrived, POSIX seconds.
+    at: float
+    method: str
+    path: str
+    #: The raw query string, without the ``?``.
+    query: str
+    status: int
+    duration_ms: float
+    request: LoggedMessage
+    response: LoggedMessage
+    api: str | None = None
+    operation_id: str | None = None
+    #: The job the request touched (read, cancelled or created).
+    job_id: str | None = None
+    #: The job's clock time when it is bound to a test clock.
+    clock_time: float | None = None
+    #: The key that authenticated the request.
+    key_id: str | None = None
+    #: What the client says it is (``generator``, ``name``, ``version``, ``language``,
+    #: ``runtime``), from the headers official SDKs send.
+    sdk: Mapping[str, str | None] | None = None
+    #: Which retry this was (0: the first attempt), when the client says so.
+    retry_count: int | None = None
+
+
+@dataclass(frozen=True)
+class RequestFilter:
+    """Which entries of one log a read or delete is about; every field set must match."""
+
+    job_id: str | None = None
+    path: str | None = None
+    #: Upper case.
+    method: str | None = None
+    status: int | None = None
+    api: str | None = None
+    #: ``since <= at < until``, POSIX seconds.
+    since: float | None = None
+    until: float | None = None
+
+    def matches(self, entry: RequestEntry) -> bool:
+        return (
+            (self.job_id is None or entry.job_id == self.job_id)
+            and (self.path is None or entry.path == self.path)
+            and (self.method is None or entry.method == self.method)
+            and (self.status is None or entry.status == self.status)
+            and (self.api is None or entry.api == self.api)
+            and (self.since is None or entry.at >= self.since)
+            and (self.until is None or entry.at < self.until)
+        )
+
+
+#: Where a page of log entries starts: entries strictly older than this ``(at, id)``.
+RequestCursor = tuple[float, str]
+
+EVERY_REQUEST = RequestFilter()
+
+
 class IdempotencyMismatch(Conflict):
     """The idempotency key was used before with a different request body."""
 
@@ -159,7 +239,7 @@ class StoreNotFound(LookupError):
 
 
 class Store(abc.ABC):
-    """Persistence for tenants, keys and jobs. Reading never writes."""
+    """Persistence for tenants, keys, jobs and the request log. Reading never writes."""
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -377,6 +457,52 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def next_sequence(self, tenant_id: str, name: str) -> int:
         """Increment and return the tenant's counter ``name`` (starting at 1)."""
+
+    # -- request log --------------------------------------------------------------------
+    #
+    # One log per tenant, and one (``tenant_id`` None) for requests no tenant can be found
+    # for. Entries are read newest first: by ``at``, then ``id``, both descending.
+
+    @abc.abstractmethod
+    async def append_requests(self, entries: Sequence[RequestEntry]) -> None:
+        """Store a batch of entries, in one transaction."""
+
+    @abc.abstractmethod
+    async def list_requests(
+        self,
+        tenant_id: str | None,
+        where: RequestFilter = EVERY_REQUEST,
+        *,
+        before: RequestCursor | None = None,
+        limit: int,
+    ) -> list[RequestEntry]:
+        """Up to ``limit`` entries of the log that match ``where``, newest first, all
+        older than ``before`` (keyset paging: stable while new entries arrive)."""
+
+    @abc.abstractmethod
+    async def count_requests(
+        self, tenant_id: str | None, where: RequestFilter = EVERY_REQUEST
+    ) -> int:
+        """How many entries of the log match ``where``."""
+
+    @abc.abstractmethod
+    async def get_request(self, tenant_id: str | None, request_id: str) -> RequestEntry:
+        """The entry with this id in this log. Raises ``NotFound`` (also for an entry of
+        another log)."""
+
+    @abc.abstractmethod
+    async def delete_requests(
+        self, tenant_id: str | None, where: RequestFilter = EVERY_REQUEST
+    ) -> int:
+        """Delete the entries of the log that match ``where``; returns how many."""
+
+    @abc.abstractmethod
+    async def prune_requests(
+        self, *, keep: int, older_than: float, tenants: Collection[str | None] | None = None
+    ) -> int:
+        """Delete every entry with ``at`` before ``older_than``, and all but the newest
+        ``keep`` entries of each log in ``tenants`` (every log when None); returns how
+        many were deleted."""
 
     @abc.abstractmethod
     async def meta(self, name: str, default: str) -> str:

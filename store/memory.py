@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 
 from pollable.lifecycle.engine import applies, completes_at, status_from
@@ -13,6 +13,7 @@ from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.lifecycle.model import Event, Item, Plan, Status, Tally, running_tallies
 
 from .base import (
+    EVERY_REQUEST,
     Clock,
     ClockWouldGoBack,
     Idempotency,
@@ -21,6 +22,9 @@ from .base import (
     JobRecord,
     KeyRecord,
     NewJob,
+    RequestCursor,
+    RequestEntry,
+    RequestFilter,
     Store,
     Tenant,
     milestones,
@@ -54,6 +58,8 @@ class _State:
     sequences: dict[tuple[str, str], int] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
     clocks: dict[tuple[str, str], Clock] = field(default_factory=dict)
+    #: Each log's entries by id (tenant id, or None for the admin's log).
+    requests: dict[str | None, dict[str, RequestEntry]] = field(default_factory=dict)
 
 
 def _completions(plan: Plan, items: Sequence[Item]) -> dict[str, float]:
@@ -135,6 +141,7 @@ class MemoryStore(Store):
                 del table[key]
         for owner, clock_id in [k for k in self._s.clocks if k[0] == tenant_id]:
             await self.delete_clock(owner, clock_id)
+        self._s.requests.pop(tenant_id, None)
         self._s.tenants[tenant_id] = replace(tenant, credits=tenant.initial_credits)
 
     async def add_key(
@@ -384,6 +391,65 @@ class MemoryStore(Store):
         value = self._s.sequences.get((tenant_id, f"seq:{name}"), 0) + 1
         self._s.sequences[(tenant_id, f"seq:{name}")] = value
         return value
+
+    # -- request log --------------------------------------------------------------------
+
+    @staticmethod
+    def _newest_first(entries: Collection[RequestEntry]) -> list[RequestEntry]:
+        return sorted(entries, key=lambda e: (e.at, e.id), reverse=True)
+
+    async def append_requests(self, entries: Sequence[RequestEntry]) -> None:
+        for entry in entries:
+            self._s.requests.setdefault(entry.tenant_id, {})[entry.id] = entry
+
+    def _matching(self, tenant_id: str | None, where: RequestFilter) -> list[RequestEntry]:
+        log = self._s.requests.get(tenant_id, {})
+        return [entry for entry in log.values() if where.matches(entry)]
+
+    async def list_requests(
+        self,
+        tenant_id: str | None,
+        where: RequestFilter = EVERY_REQUEST,
+        *,
+        before: RequestCursor | None = None,
+        limit: int,
+    ) -> list[RequestEntry]:
+        found = self._newest_first(self._matching(tenant_id, where))
+        if before is not None:
+            found = [e for e in found if (e.at, e.id) < before]
+        return found[:limit]
+
+    async def count_requests(
+        self, tenant_id: str | None, where: RequestFilter = EVERY_REQUEST
+    ) -> int:
+        return len(self._matching(tenant_id, where))
+
+    async def get_request(self, tenant_id: str | None, request_id: str) -> RequestEntry:
+        try:
+            return self._s.requests[tenant_id][request_id]
+        except KeyError:
+            raise NotFound("request not found") from None
+
+    async def delete_requests(
+        self, tenant_id: str | None, where: RequestFilter = EVERY_REQUEST
+    ) -> int:
+        doomed = self._matching(tenant_id, where)
+        for entry in doomed:
+            del self._s.requests[tenant_id][entry.id]
+        return len(doomed)
+
+    async def prune_requests(
+        self, *, keep: int, older_than: float, tenants: Collection[str | None] | None = None
+    ) -> int:
+        deleted = 0
+        for tenant_id, log in self._s.requests.items():
+            kept = [e for e in log.values() if e.at >= older_than]
+            if (tenants is None or tenant_id in tenants) and len(kept) > keep:
+                kept = self._newest_first(kept)[:keep]
+            if len(kept) < len(log):
+                deleted += len(log) - len(kept)
+                self._s.requests[tenant_id] = {e.id: e for e in kept}
+        return deleted
 
     async def meta(self, name: str, default: str) -> str:
         return self._s.meta.setdefault(name, default)

@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -38,8 +38,10 @@ from pollable.lifecycle.model import (
     running_tallies,
 )
 
+from . import sqlite_log as log_rows
 from .base import (
     CLOCK_JOIN_SQL,
+    EVERY_REQUEST,
     STATUS_SQL,
     Clock,
     ClockWouldGoBack,
@@ -49,6 +51,9 @@ from .base import (
     JobRecord,
     KeyRecord,
     NewJob,
+    RequestCursor,
+    RequestEntry,
+    RequestFilter,
     Store,
     StoreNotFound,
     Tenant,
@@ -256,6 +261,19 @@ class SQLiteStore(Store):
             if_not_exists=True,
         )
         db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
+        # The request log: tenant_id '' is the log of requests no tenant was found for.
+        db.table("requests").create(
+            {column: kind for column, kind in log_rows.COLUMNS},
+            pk="id",
+            not_null={"tenant_id", "at", "method", "path", "query", "status"},
+            if_not_exists=True,
+        )
+        db.table("requests").create_index(["tenant_id", "at", "id"], if_not_exists=True)
+        db.table("requests").create_index(["at"], if_not_exists=True)
+        db.execute(
+            "CREATE INDEX IF NOT EXISTS idx_requests_tenant_job "
+            "ON requests (tenant_id, job_id, at) WHERE job_id IS NOT NULL"
+        )
 
     @staticmethod
     def _upgrade(db: sqlite_utils.Database) -> None:
@@ -423,7 +441,7 @@ class SQLiteStore(Store):
         return await self.get_tenant(tenant_id)
 
     #: What a reset forgets, table by table (every one is keyed by tenant_id).
-    _TENANT_HISTORY = ("items", "jobs", "idempotency", "sequences")
+    _TENANT_HISTORY = ("items", "jobs", "idempotency", "sequences", "requests")
 
     def _forget(self, db: sqlite3.Connection, tenant_id: str) -> None:
         if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
@@ -871,6 +889,87 @@ class SQLiteStore(Store):
 
     async def next_sequence(self, tenant_id: str, name: str) -> int:
         return await self._write(lambda db: self._advance(db, tenant_id, f"seq:{name}", 1))
+
+    # -- request log --------------------------------------------------------------------
+
+    async def append_requests(self, entries: Sequence[RequestEntry]) -> None:
+        rows = [log_rows.to_row(entry) for entry in entries]
+        marks = ", ".join("?" * len(log_rows.COLUMNS))
+        await self._write(
+            lambda db: db.executemany(
+                f"INSERT INTO requests ({log_rows.NAMES}) VALUES ({marks})", rows
+            )
+        )
+
+    async def list_requests(
+        self,
+        tenant_id: str | None,
+        where: RequestFilter = EVERY_REQUEST,
+        *,
+        before: RequestCursor | None = None,
+        limit: int,
+    ) -> list[RequestEntry]:
+        sql, params = log_rows.where_sql(tenant_id, where)
+        if before is not None:
+            sql += " AND (at, id) < (:before_at, :before_id)"
+            params.update(before_at=before[0], before_id=before[1])
+        rows = self._db.execute(
+            f"SELECT {log_rows.NAMES} FROM requests WHERE {sql} "
+            "ORDER BY at DESC, id DESC LIMIT :limit",
+            {**params, "limit": limit},
+        ).fetchall()
+        return [log_rows.from_row(row) for row in rows]
+
+    async def count_requests(
+        self, tenant_id: str | None, where: RequestFilter = EVERY_REQUEST
+    ) -> int:
+        sql, params = log_rows.where_sql(tenant_id, where)
+        return int(
+            self._db.execute(f"SELECT count(*) FROM requests WHERE {sql}", params).fetchone()[0]
+        )
+
+    async def get_request(self, tenant_id: str | None, request_id: str) -> RequestEntry:
+        row = self._db.execute(
+            f"SELECT {log_rows.NAMES} FROM requests WHERE id = ? AND tenant_id = ?",
+            (request_id, tenant_id or ""),
+        ).fetchone()
+        if row is None:
+            raise NotFound("request not found")
+        return log_rows.from_row(row)
+
+    async def delete_requests(
+        self, tenant_id: str | None, where: RequestFilter = EVERY_REQUEST
+    ) -> int:
+        sql, params = log_rows.where_sql(tenant_id, where)
+        return await self._write(
+            lambda db: int(db.execute(f"DELETE FROM requests WHERE {sql}", params).rowcount)
+        )
+
+    async def prune_requests(
+        self, *, keep: int, older_than: float, tenants: Collection[str | None] | None = None
+    ) -> int:
+        def prune(db: sqlite3.Connection) -> int:
+            deleted = int(db.execute("DELETE FROM requests WHERE at < ?", (older_than,)).rowcount)
+            logs = (
+                [row[0] for row in db.execute("SELECT DISTINCT tenant_id FROM requests")]
+                if tenants is None
+                else [tenant_id or "" for tenant_id in tenants]
+            )
+            for log in logs:
+                # The newest entry past the ``keep`` newest: it and everything older go.
+                bound = db.execute(
+                    "SELECT at, id FROM requests WHERE tenant_id = ? "
+                    "ORDER BY at DESC, id DESC LIMIT 1 OFFSET ?",
+                    (log, keep),
+                ).fetchone()
+                if bound is not None:
+                    deleted += db.execute(
+                        "DELETE FROM requests WHERE tenant_id = ? AND (at, id) <= (?, ?)",
+                        (log, *bound),
+                    ).rowcount
+            return deleted
+
+        return await self._write(prune)
 
     async def meta(self, name: str, default: str) -> str:
         def first_write_wins(db: sqlite3.Connection) -> str:

@@ -35,4 +35,5 @@ DESCRIPTOR = ApiDescriptor(
     organization_header="X-Organization-ID",
     statuses=words_for(presenter.STATUS),
     stages=words_for(presenter.STAGE),
+    secret_fields=jobs.SECRET_FIELDS,
 )

@@ -7,14 +7,18 @@ from __future__ import annotations
 from importlib import resources
 
 from ..descriptor import ApiDescriptor
-from . import clocks, health, tenants
+from . import clocks, health, requests, tenants
 
 _OPENAPI = resources.files("pollable.openapi")
 
 DESCRIPTOR = ApiDescriptor(
     name="sandbox",
     title="Sandbox",
-    documents=(_OPENAPI / "sandbox.json", _OPENAPI / "sandbox.clocks.json"),
+    documents=(
+        _OPENAPI / "sandbox.json",
+        _OPENAPI / "sandbox.clocks.json",
+        _OPENAPI / "sandbox.requests.json",
+    ),
     openapi_url="/sandbox/openapi.json",
     docs_url="/sandbox/docs",
     handlers={
@@ -33,8 +37,18 @@ DESCRIPTOR = ApiDescriptor(
         "delete_clock": clocks.delete_clock,
         "advance_clock": clocks.advance_clock,
         "health": health.health,
+        "list_requests": requests.list_requests,
+        "count_requests": requests.count_requests,
+        "get_request": requests.get_request,
+        "delete_requests": requests.delete_requests,
     },
     error_shape="problem",
     path_prefix="/sandbox/",
     control_plane=True,
+    # New keys, in the replies that issue them.
+    secret_fields=frozenset({"key"}),
+    # Reading the log would fill it; health checks would crowd the admin's log.
+    unlogged_operations=frozenset(
+        {"list_requests", "count_requests", "get_request", "delete_requests", "health"}
+    ),
 )

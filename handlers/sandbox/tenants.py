@@ -139,6 +139,7 @@ async def update_tenant(call: Call) -> Reply:
 async def delete_tenant(call: Call) -> Reply:
     require_admin(call)
     tenant = await own_tenant(call, call.params["tenant_id"])
+    await call.services.request_log.flush()  # nothing of the tenant's may be written after
     await call.services.store.delete_tenant(tenant.id)
     return Reply(204, None)
 
@@ -189,6 +190,7 @@ async def reset(call: Call) -> Reply:
         targets = [(await own_tenant(call, body["tenant_id"])).id]
     else:
         raise InvalidInput(("body",), "The admin names a tenant_id, or all: true")
+    await call.services.request_log.flush()  # its log is forgotten: queued entries too
     for tenant_id in targets:
         await store.reset_tenant(tenant_id)
     return Reply(200, {"tenants": targets})

@@ -43,7 +43,15 @@ def test_vendored_operations_and_schemas_reach_the_served_contract_unchanged() -
             for key, value in operation.items():
                 if key == "responses":
                     for status, response in value.items():
-                        assert served_operation["responses"][status] == response
+                        # The one thing added to a vendored response: the Request-Id header.
+                        served_response = dict(served_operation["responses"][status])
+                        headers = dict(served_response.pop("headers"))
+                        assert headers.pop("Request-Id") == {
+                            "$ref": "#/components/headers/RequestId"
+                        }
+                        if headers:
+                            served_response["headers"] = headers
+                        assert served_response == response
                 else:
                     assert served_operation[key] == value, (path, method, key)
     for kind, components in vendored["components"].items():
@@ -66,6 +74,39 @@ def test_openapi_spec_validator_accepts_each_document_as_31(filename: str) -> No
     document = contract.read_document(OPENAPI / filename)
     assert document["openapi"].startswith("3.1")
     validate(document, cls=OpenAPIV31SpecValidator)
+
+
+@pytest.mark.parametrize("name", sorted(APIS))
+def test_every_response_declares_its_request_id(name: str) -> None:
+    """Every response of every operation (and every shared response) says it carries the
+    ``Request-Id`` that finds its entry in the request log."""
+    document = contract.load(APIS[name]).document
+
+    def resolved(node: Any) -> Any:
+        while isinstance(node, dict) and "$ref" in node:
+            target: Any = document
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            node = target
+        return node
+
+    missing = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            for status, response in operation["responses"].items():
+                headers = resolved(response).get("headers", {})
+                header = {name.lower(): h for name, h in headers.items()}.get("request-id")
+                if resolved(header) != document["components"]["headers"]["RequestId"]:
+                    missing.append(f"{method.upper()} {path} {status}")
+    assert not missing, (
+        'add "headers": {"Request-Id": {"$ref": "#/components/headers/RequestId"}} to: '
+        + ", ".join(missing)
+    )
+    declared = document["components"]["headers"]["RequestId"]
+    assert declared["required"] is True
+    assert declared["schema"]["pattern"] == "^req_[0-9a-f]{24}$"
 
 
 @pytest.mark.parametrize("name", ["crosmos", "captain"])

@@ -27,7 +27,10 @@ from pollable.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
-TABLES = {"tenants", "api_keys", "jobs", "items", "idempotency", "sequences", "meta", "clocks"}
+TABLES = {
+    "tenants", "api_keys", "jobs", "items", "idempotency", "sequences", "meta", "clocks",
+    "requests",
+}  # fmt: skip
 
 
 def new_job(job_id: str, n: int = 5, **options: Any) -> NewJob:

@@ -24,7 +24,10 @@ from pollable.store.base import (
     Idempotency,
     IdempotencyMismatch,
     JobRecord,
+    LoggedMessage,
     NewJob,
+    RequestEntry,
+    RequestFilter,
     Tenant,
 )
 
@@ -1045,3 +1048,177 @@ async def test_reset_and_delete_forget_a_tenants_clocks(store):
         await store.get_clock(tenant.id, again.id)
     assert await store.list_clocks(tenant.id, limit=10) == []
     assert await store.get_clock(other.id, theirs.id) == theirs
+
+
+# -- request log ----------------------------------------------------------------------------
+
+
+def log_entry(tenant_id: str | None, at: float, **fields) -> RequestEntry:
+    values = {
+        "id": "req_" + uuid.uuid4().hex[:24],
+        "tenant_id": tenant_id,
+        "at": at,
+        "method": "GET",
+        "path": "/v2/jobs/job-1",
+        "query": "",
+        "status": 200,
+        "duration_ms": 1.5,
+        "request": LoggedMessage({"authorization": "[redacted]"}),
+        "response": LoggedMessage({"content-type": "application/json"}, "{}", 2),
+        **fields,
+    }
+    return RequestEntry(**values)
+
+
+async def test_request_log_keeps_every_field(store):
+    tenant = await make_tenant(store)
+    entry = log_entry(
+        tenant.id,
+        T0 + 0.25,
+        method="POST",
+        path="/v2/collections/c/index/s3",
+        query="a=1&b=%20",
+        status=202,
+        duration_ms=12.75,
+        request=LoggedMessage(
+            {"content-type": "application/json", "x-fern-sdk-name": "captain-sdk"},
+            '{"bucket_name":"b","aws_secret_access_key":"[redacted]"}',
+            70_000,
+            True,
+        ),
+        response=LoggedMessage({"request-id": "req_x"}, '{"job_id":"j"}', 14),
+        api="captain",
+        operation_id="index_s3bucket_v2",
+        job_id="job-9",
+        clock_time=T0 + 3600.5,
+        key_id="key_0123",
+        sdk={
+            "generator": "fern",
+            "name": "captain-sdk",
+            "version": "0.1.1",
+            "language": "Python",
+            "runtime": None,
+        },
+        retry_count=2,
+    )
+    await store.append_requests([entry])
+    assert await store.get_request(tenant.id, entry.id) == entry
+    assert await store.list_requests(tenant.id, limit=10) == [entry]
+    bare = log_entry(tenant.id, T0, request=LoggedMessage(), response=LoggedMessage())
+    await store.append_requests([bare])
+    assert await store.get_request(tenant.id, bare.id) == bare
+
+
+async def test_request_logs_are_separate(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    path = "/" + unique("path")
+    mine, theirs, nobodys = (
+        log_entry(acme.id, T0, path=path),
+        log_entry(globex.id, T0, path=path),
+        log_entry(None, T0, path=path),
+    )
+    await store.append_requests([mine, theirs, nobodys])
+    where = RequestFilter(path=path)
+    assert await store.list_requests(acme.id, where, limit=10) == [mine]
+    assert await store.list_requests(globex.id, where, limit=10) == [theirs]
+    assert await store.list_requests(None, where, limit=10) == [nobodys]
+    for owner, other in ((acme.id, theirs), (globex.id, nobodys), (None, mine)):
+        with pytest.raises(NotFound):
+            await store.get_request(owner, other.id)
+    assert await store.get_request(None, nobodys.id) == nobodys
+    assert await store.count_requests(acme.id) == 1
+    assert await store.delete_requests(acme.id, RequestFilter(path=path)) == 1
+    assert await store.count_requests(globex.id, where) == 1
+    assert await store.count_requests(None, where) == 1
+
+
+async def test_request_log_filters_count_and_delete_alike(store):
+    tenant = await make_tenant(store)
+    entries = [
+        log_entry(tenant.id, T0 + i, job_id=f"job-{i % 3}", method=("GET", "POST")[i % 2],
+                  status=(200, 404, 422, 202)[i % 4], api=("captain", "crosmos")[i % 2 == 0],
+                  path=f"/p/{i % 5}")
+        for i in range(30)
+    ]  # fmt: skip
+    await store.append_requests(entries[:17])
+    await store.append_requests(entries[17:])
+    filters = [
+        RequestFilter(),
+        RequestFilter(job_id="job-1"),
+        RequestFilter(job_id="job-none"),
+        RequestFilter(method="POST"),
+        RequestFilter(status=404),
+        RequestFilter(api="crosmos"),
+        RequestFilter(path="/p/3"),
+        RequestFilter(since=T0 + 10),
+        RequestFilter(until=T0 + 10),
+        RequestFilter(since=T0 + 5, until=T0 + 25, method="GET", job_id="job-2"),
+    ]
+    for where in filters:
+        expected = sorted(
+            (e for e in entries if where.matches(e)), key=lambda e: e.at, reverse=True
+        )
+        assert await store.list_requests(tenant.id, where, limit=100) == expected, where
+        assert await store.count_requests(tenant.id, where) == len(expected), where
+    assert RequestFilter(since=T0 + 10).matches(entries[10])
+    assert not RequestFilter(until=T0 + 10).matches(entries[10])
+    assert await store.delete_requests(tenant.id, RequestFilter(status=404, method="GET")) == 0
+    assert await store.delete_requests(tenant.id, RequestFilter(status=404)) == 8
+    assert await store.count_requests(tenant.id) == 22
+    assert await store.count_requests(tenant.id, RequestFilter(status=404)) == 0
+    assert await store.delete_requests(tenant.id) == 22
+    assert await store.list_requests(tenant.id, limit=10) == []
+
+
+async def test_request_log_pages_are_stable_while_entries_arrive(store):
+    tenant = await make_tenant(store)
+    # Entries sharing an instant are ordered by id.
+    old = [log_entry(tenant.id, T0 + i // 2) for i in range(25)]
+    await store.append_requests(old)
+    seen: list[RequestEntry] = []
+    before = None
+    while True:
+        page = await store.list_requests(tenant.id, before=before, limit=4)
+        seen.extend(page)
+        if len(page) < 4:
+            break
+        before = (page[-1].at, page[-1].id)
+        await store.append_requests([log_entry(tenant.id, T0 + 100 + len(seen))])
+    assert seen == sorted(old, key=lambda e: (e.at, e.id), reverse=True)
+    assert await store.count_requests(tenant.id) == 25 + 6
+
+
+async def test_request_log_is_pruned_by_age_and_by_count(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    path = "/" + unique("path")
+    acme_entries = [log_entry(acme.id, T0 + i, path=path) for i in range(10)]
+    globex_entries = [log_entry(globex.id, T0 + i, path=path) for i in range(10)]
+    nobody = [log_entry(None, T0 + i, path=path) for i in range(10)]
+    await store.append_requests(acme_entries + globex_entries + nobody)
+    # Age applies to every log; the count only to the logs named.
+    deleted = await store.prune_requests(keep=4, older_than=T0 + 3, tenants=[acme.id, None])
+    assert deleted >= 3 + 6 + 3 + 3
+    newest_first = lambda entries: list(reversed(entries))  # noqa: E731
+    assert await store.list_requests(acme.id, limit=20) == newest_first(acme_entries[6:])
+    assert await store.list_requests(globex.id, limit=20) == newest_first(globex_entries[3:])
+    where = RequestFilter(path=path)
+    assert await store.list_requests(None, where, limit=20) == newest_first(nobody[6:])
+    # Every log.
+    await store.prune_requests(keep=2, older_than=0.0)
+    assert await store.list_requests(globex.id, limit=20) == newest_first(globex_entries[8:])
+    assert await store.prune_requests(keep=2, older_than=0.0, tenants=[acme.id]) == 0
+    assert await store.count_requests(acme.id) == 2
+
+
+async def test_reset_and_delete_forget_the_tenants_request_log(store):
+    acme, globex = await make_tenant(store), await make_tenant(store)
+    await store.append_requests(
+        [log_entry(acme.id, T0), log_entry(acme.id, T0 + 1), log_entry(globex.id, T0)]
+    )
+    await store.reset_tenant(acme.id)
+    assert await store.count_requests(acme.id) == 0
+    assert await store.count_requests(globex.id) == 1
+    await store.append_requests([log_entry(acme.id, T0 + 2)])
+    await store.delete_tenant(globex.id)
+    assert await store.count_requests(globex.id) == 0
+    assert await store.count_requests(acme.id) == 1
