@@ -45,9 +45,11 @@ os.register_at_fork(after_in_child=_ids.seed)
 
 
 def new_request_id() -> str:
-    """96 random bits. Unique is all an id needs (a log is read by its owner only), so it
-    comes from a seeded generator rather than a system call per request."""
-    return f"req_{_ids.getrandbits(96):024x}"
+    """48 bits of milliseconds, then 48 random bits, as 24 hex digits (as UUIDv7 does):
+    unique, and in time order, so the log's id index grows at its end instead of dirtying
+    a random page per entry. Unique is all an id needs (a log is read by its owner only),
+    so the random part comes from a seeded generator, not a system call per request."""
+    return f"req_{time.time_ns() // 1_000_000 % (1 << 48):012x}{_ids.getrandbits(48):012x}"
 
 
 @dataclass

@@ -37,6 +37,8 @@ COLUMNS: tuple[tuple[str, type], ...] = (
     ("response_truncated", int),
 )
 NAMES = ", ".join(name for name, _ in COLUMNS)
+#: Rows per multi-row ``INSERT``, within SQLite's 32,766 parameters.
+ROWS_PER_INSERT = 32_766 // len(COLUMNS)
 
 
 def to_row(entry: RequestEntry) -> tuple[Any, ...]:
