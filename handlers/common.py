@@ -128,6 +128,12 @@ async def job_now(call: Call, record: JobRecord) -> float:
         raise NotFound("Job not found") from None  # the clock went, and its jobs with it
 
 
+def clock_time(record: JobRecord, now: float) -> float | None:
+    """What the request log keeps as the clock time of a reply about ``record``: ``now``
+    if the job runs on a test clock."""
+    return now if record.clock_id is not None else None
+
+
 async def jobs_now(call: Call, records: Sequence[JobRecord]) -> list[float]:
     """``job_now`` of each record, reading each clock once. A clock deleted meanwhile took
     its jobs with it; until they are gone from the next page, they show at real time."""

@@ -26,6 +26,7 @@ from pollable.store.base import Idempotency, IdempotencyMismatch, JobRecord, New
 from ..api import Call, Handler, Reply
 from ..common import (
     choose_scenario,
+    clock_time,
     creation_clock,
     fingerprint,
     job_now,
@@ -130,7 +131,8 @@ async def get_job(call: Call) -> Reply:
     assert tally is not None
     counts = progress(plan, state, tally)
     page = present.FilesPage(files, limit, next_cursor)
-    return Reply(200, present.job(record, state, counts, page, _pricing(call), now))
+    body = present.job(record, state, counts, page, _pricing(call), now)
+    return Reply(200, body, clock_time=clock_time(record, now))
 
 
 async def list_jobs(call: Call) -> Reply:
@@ -168,7 +170,8 @@ async def cancel_job(call: Call) -> Reply:
             call.principal.tenant_id, job_id, event, refund=record.attrs.get("credits", 0.0)
         )
         state = state_at(record.plan, record.events, now)
-    return Reply(200, present.cancelled(record, state, changed=changed))
+    body = present.cancelled(record, state, changed=changed)
+    return Reply(200, body, clock_time=clock_time(record, now))
 
 
 # -- indexing -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pollable.store.base import NewJob
 from ..api import Call, Reply
 from ..common import (
     choose_scenario,
+    clock_time,
     creation_clock,
     job_now,
     load_job,
@@ -29,13 +30,14 @@ from . import presenter as present
 async def get_job(call: Call) -> Reply:
     job_id = str(uuid.UUID(call.params["job_id"]))
     record = await load_job(call, job_id)
-    state = state_at(record.plan, record.events, await job_now(call, record))
+    now = await job_now(call, record)
+    state = state_at(record.plan, record.events, now)
     items = None
     if state.status.terminal:
         items = await call.services.store.items(
             call.principal.tenant_id, job_id, limit=record.plan.n_items
         )
-    return Reply(200, present.job(record, state, items))
+    return Reply(200, present.job(record, state, items), clock_time=clock_time(record, now))
 
 
 def _work(source_id: str, text: str, content_type: str = "text") -> Work:

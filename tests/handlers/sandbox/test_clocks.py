@@ -443,3 +443,19 @@ def test_the_admin_names_the_tenant(api: Api, acme: Tenant) -> None:
     nobody = {"tenant_id": "no-such-tenant"}
     assert api.client.get(CLOCKS, params=nobody, headers=ADMIN).status_code == 404
     assert api.client.delete(path, params=tenant, headers=ADMIN).status_code == 204
+
+
+def test_the_request_log_keeps_a_bound_jobs_clock_time(api: Api, acme: Tenant) -> None:
+    clock = new_clock(api, acme.crosmos, now=T0)
+    job_id = index(api, acme.captain, **on(clock))
+    read = api.client.get(f"/v2/jobs/{job_id}", headers=acme.captain)
+    api.run(api.services.request_log.flush)
+    entry = api.client.get(f"/sandbox/v1/requests/{read.headers['request-id']}",
+                           headers=acme.crosmos).json()  # fmt: skip
+    assert entry["clock_time"] is not None and entry["clock_time"].startswith("2030-")
+    unbound = index(api, acme.captain)
+    read = api.client.get(f"/v2/jobs/{unbound}", headers=acme.captain)
+    api.run(api.services.request_log.flush)
+    entry = api.client.get(f"/sandbox/v1/requests/{read.headers['request-id']}",
+                           headers=acme.crosmos).json()  # fmt: skip
+    assert entry["clock_time"] is None
