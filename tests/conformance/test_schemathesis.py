@@ -72,6 +72,8 @@ _CLOCK_OPERATIONS = {
     "GET /sandbox/v1/clocks/{clock_id}", "DELETE /sandbox/v1/clocks/{clock_id}",
     "POST /sandbox/v1/clocks/{clock_id}/advance",
 }  # fmt: skip
+#: A request id comes only from a response's Request-Id header, which no link can follow.
+_LOG_ENTRY = {"GET /sandbox/v1/requests/{request_id}"}
 #: Warnings a run may end with, by kind, and only for these operations; each says why.
 #: - missing_auth: only 401/403 came back where the caller is never granted the operation.
 #: - missing_test_data: only 404s: an id only a created resource gives, and the run's
@@ -80,12 +82,13 @@ _CLOCK_OPERATIONS = {
 #: - validation_mismatch: mostly 422s: the admin names no tenant as often as not.
 EXPECTED_WARNINGS = {
     "sandbox-admin": {
-        "missing_test_data": _CLOCK_OPERATIONS,
+        "missing_test_data": _CLOCK_OPERATIONS | _LOG_ENTRY,
         "validation_mismatch": _CLOCK_OPERATIONS,
     },
     "sandbox-tenant": {
         "missing_auth": NEVER_GRANTED["sandbox-tenant"],
         "missing_test_data": _CLOCK_OPERATIONS
+        | _LOG_ENTRY
         | {"DELETE /sandbox/v1/tenants/{tenant_id}/keys/{key_id}"},
     },
 }
