@@ -230,6 +230,14 @@ def test_schemathesis_finds_nothing(
         for name, found in report["warnings"].items()
         if (unexpected := set(found or ()) - expected.get(name, set()))
     }
+    if api.startswith("sandbox"):
+        # Whether a run's links met a resource to follow (a key, a clock, a tenant) depends
+        # on ids the server makes at random: any operation that addresses one by id may
+        # end a run with only 404s.
+        by_id = {name for name in warnings.get("missing_test_data", ()) if "{" in name}
+        if by_id:
+            warnings["missing_test_data"] -= by_id
+            warnings = {name: found for name, found in warnings.items() if found}
     assert not warnings, warnings
     operations = report["operations"]
     total = CONTRACTS[api][1]
