@@ -19,7 +19,6 @@ from typing import Any
 import click
 import jwt
 import pytest
-from click.testing import CliRunner, Result
 from starlette.testclient import TestClient
 
 import pollable
@@ -33,6 +32,7 @@ from pollable.server.settings import Settings
 from pollable.store import UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 from tests.conftest import on_store
+from tests.server.cli_runner import fails, invoke, ok
 
 SPACE = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
 
@@ -59,30 +59,6 @@ def db(tmp_path: Path) -> Path:
 @pytest.fixture
 def url(db: Path) -> str:
     return f"sqlite:///{db}"
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    result = CliRunner().invoke(cli.cli, list(args), env=env, prog_name="pollable")
-    assert "Traceback" not in result.output
-    if result.exception is not None:
-        assert isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    result = invoke(*args, env=env)
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def fails(*args: str, code: int = 1, env: dict[str, str] | None = None) -> str:
-    """The one error line of a command that fails."""
-    result = invoke(*args, env=env)
-    assert result.exit_code == code, result.output
-    assert result.stdout == ""
-    error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("Error: ")
-    return error
 
 
 def tenant(url: str, name: str) -> Tenant | None:

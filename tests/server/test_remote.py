@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from pollable.server import cli, remote_log
+from pollable.server import remote_log
 from pollable.testing import SandboxClient
 from pollable.testing.plugin import SandboxServer
+from tests.server.cli_runner import fails, invoke, ok
 from tests.testing.fake import ADMIN_TOKEN, FakeSandbox, serve_fake
 
 
@@ -23,30 +23,6 @@ from tests.testing.fake import ADMIN_TOKEN, FakeSandbox, serve_fake
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("POLLABLE_URL", "POLLABLE_ADMIN_TOKEN", "POLLABLE_STORE"):
         monkeypatch.delenv(name, raising=False)
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    result = CliRunner().invoke(cli.cli, list(args), env=env, prog_name="pollable")
-    assert "Traceback" not in result.output
-    if result.exception is not None:
-        assert isinstance(result.exception, SystemExit), result.exception
-    return result
-
-
-def ok(*args: str, env: dict[str, str] | None = None) -> str:
-    result = invoke(*args, env=env)
-    assert result.exit_code == 0, result.output
-    return result.stdout
-
-
-def fails(*args: str, code: int = 1, env: dict[str, str] | None = None) -> str:
-    """The one error line of a command that fails."""
-    result = invoke(*args, env=env)
-    assert result.exit_code == code, result.output
-    assert result.stdout == ""
-    error = result.stderr.strip().splitlines()[-1]
-    assert error.startswith("Error: ")
-    return error
 
 
 @pytest.fixture
