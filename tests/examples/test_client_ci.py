@@ -2,8 +2,7 @@
 every test passes, none sleeps, none takes more than 0.3 s (its tenant, clock and keys
 included).
 
-The README's example test is run the same way. Each module runs once pollable serves what it needs (test clocks; the request log as well
-for ``test_request_log.py``) and is skipped until then, naming the missing paths.
+The README's example test is run the same way.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import crosmos  # noqa: F401
 import httpcore  # noqa: F401
-import httpx
 import pytest
 import runcaptain  # noqa: F401
 
@@ -27,20 +25,18 @@ pytest_plugins = ("pytester",)
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "client-ci"
-CLOCKS = ("/sandbox/v1/clocks", "/sandbox/v1/clocks/{clock_id}/advance")
-LOG = ("/sandbox/v1/requests",)
-NEEDS = {
-    "test_crosmos_jobs.py": CLOCKS,
-    "test_captain_jobs.py": CLOCKS,
-    "test_isolation.py": CLOCKS,
-    "test_request_log.py": CLOCKS + LOG,
-}
+MODULES = (
+    "test_captain_jobs.py",
+    "test_crosmos_jobs.py",
+    "test_isolation.py",
+    "test_request_log.py",
+)
 #: Seconds a test may take, setup and teardown of its sandbox included.
 BUDGET = 0.3
 
 
 def test_every_module_is_run() -> None:
-    assert {path.name for path in EXAMPLE.glob("test_*.py")} == set(NEEDS)
+    assert {path.name for path in EXAMPLE.glob("test_*.py")} == set(MODULES)
 
 
 def test_no_test_sleeps() -> None:
@@ -53,21 +49,13 @@ def test_no_test_sleeps() -> None:
         assert "sleep" not in names, path.name
 
 
-def served_paths(server: SandboxServer) -> set[str]:
-    document = httpx.get(server.url + "/sandbox/openapi.json", timeout=10).json()
-    return set(document["paths"])
-
-
-@pytest.mark.parametrize("module", sorted(NEEDS))
+@pytest.mark.parametrize("module", MODULES)
 def test_the_example_passes_in_time(
     module: str,
     pytester: pytest.Pytester,
     pollable_server: SandboxServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    missing = [path for path in NEEDS[module] if path not in served_paths(pollable_server)]
-    if missing:
-        pytest.skip(f"pollable does not serve {', '.join(missing)} yet")
     # The session's server, already started: its start-up is no test's cost.
     monkeypatch.setenv("POLLABLE_URL", pollable_server.url)
     monkeypatch.setenv("POLLABLE_ADMIN_TOKEN", pollable_server.admin_token)
@@ -96,9 +84,6 @@ def test_the_readme_example_passes(
     pytester: pytest.Pytester, pollable_server: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ast.parse(readme_test())
-    missing = [path for path in CLOCKS + LOG if path not in served_paths(pollable_server)]
-    if missing:
-        pytest.skip(f"pollable does not serve {', '.join(missing)} yet")
     monkeypatch.setenv("POLLABLE_URL", pollable_server.url)
     monkeypatch.setenv("POLLABLE_ADMIN_TOKEN", pollable_server.admin_token)
     pytester.makepyfile(readme_test())
