@@ -51,7 +51,13 @@ DESCRIPTOR = ApiDescriptor(
     secret_fields=frozenset({"key"}),
     # Reading the log would fill it; health checks would crowd the admin's log.
     unlogged_operations=frozenset(
-        {"list_requests", "count_requests", "get_request", "delete_requests", "health",
-         "polling_report"}
+        {
+            "list_requests",
+            "count_requests",
+            "get_request",
+            "delete_requests",
+            "health",
+            "polling_report",
+        }
     ),
 )

@@ -220,7 +220,7 @@ def _elapsed(earlier: _Read, later: _Read) -> tuple[float, str]:
 def analyse(entries: Iterable[RequestEntry], apis: Mapping[str, ApiTerms]) -> Report:
     """The findings of one tenant's log entries (in any order) about the given job APIs."""
     reads = sorted(
-        (_read(e, apis[e.api]) for e in entries if e.api in apis),
+        (_read(e, apis[e.api]) for e in entries if e.api is not None and e.api in apis),
         key=lambda r: (r.entry.at, r.entry.id),
     )
     report = Report(clients={}, jobs={})

@@ -72,7 +72,7 @@ def terms_of(api: ApiDescriptor) -> polling.ApiTerms | None:
     idempotent = frozenset(
         op["id"] for op in operations.values() if op["id"] and IDEMPOTENCY_HEADER in op["headers"]
     )
-    status_query = next(
+    status_query: set[str] = next(
         (op.get("query", set()) for op in operations.values() if op["id"] == api.status_operation),
         set(),
     )
@@ -122,9 +122,7 @@ def report_body(
     most: int, client: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     clients = [c for c in report.clients.values() if client is None or c.client == client]
-    jobs = [
-        j for j in report.jobs.values() if client is None or client in j.clients
-    ]
+    jobs = [j for j in report.jobs.values() if client is None or client in j.clients]
     findings = [f for c in clients for f in c.findings]
     return {
         "tenant_id": tenant_id,
@@ -183,4 +181,3 @@ async def polling_report(call: Call) -> Reply:
     report = polling.analyse(entries, apis)
     body = report_body(report, tenant_id, entries, cut, most, call.params.get("client"))
     return Reply(200, body)
-

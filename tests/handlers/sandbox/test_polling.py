@@ -17,7 +17,11 @@ from pollable.store.base import LoggedMessage, RequestEntry
 APIS = {t.name: t for t in map(terms_of, JOB_APIS) if t is not None}
 CAPTAIN_READ, CAPTAIN_CREATE = "get_job_status_v2", "index_url_v2"
 CROSMOS_READ = "get_job_status_api_v1_jobs__job_id__get"
-FERN = {"x-fern-sdk-name": "captain-sdk", "x-fern-sdk-version": "0.1.1", "x-fern-language": "Python"}
+FERN = {
+    "x-fern-sdk-name": "captain-sdk",
+    "x-fern-sdk-version": "0.1.1",
+    "x-fern-language": "Python",
+}
 STAINLESS = {
     "x-stainless-lang": "python",
     "x-stainless-package-version": "0.4.1",

@@ -34,9 +34,7 @@ def report(api: Api, headers: dict[str, str], **params: Any) -> dict[str, Any]:
 
 
 def clocked(api: Api, tenant: Tenant) -> dict[str, str]:
-    made = api.client.post(
-        "/sandbox/v1/clocks", json={}, headers=tenant.crosmos
-    )
+    made = api.client.post("/sandbox/v1/clocks", json={}, headers=tenant.crosmos)
     assert made.status_code == 201, made.text
     return {**tenant.captain, "Pollable-Clock": made.json()["id"]}
 
