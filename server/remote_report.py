@@ -33,7 +33,7 @@ def report() -> None:
 @click.option("--until", callback=parse_when, metavar="TIME", help="Not after TIME (RFC 3339).")
 @click.option("--client", metavar="CLIENT", help="Only this client, as the report names it.")
 @click.option(
-    "--max-entries", type=click.IntRange(1, 50_000), metavar="N",
+    "--max-entries", type=click.IntRange(1, 20_000), metavar="N",
     help="Consider at most the newest N log entries (the server's default: 5000).",
 )  # fmt: skip
 @click.option(

@@ -5,6 +5,7 @@ page. What each finding means is in ``polling``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -178,6 +179,11 @@ async def polling_report(call: Call) -> Reply:
     apis = {t.name: t for t in map(terms_of, call.services.job_apis) if t is not None}
     await call.services.request_log.flush()
     entries, cut = await _newest(call, tenant_id, where, most)
-    report = polling.analyse(entries, apis)
-    body = report_body(report, tenant_id, entries, cut, most, call.params.get("client"))
+    # Tens of µs an entry (5,000 in about 0.3 s): off the event loop, so other requests are
+    # answered meanwhile.
+    body = await asyncio.to_thread(
+        lambda: report_body(
+            polling.analyse(entries, apis), tenant_id, entries, cut, most, call.params.get("client")
+        )
+    )
     return Reply(200, body)
