@@ -90,6 +90,8 @@ class Sandbox:
     - ``crosmos()`` and ``captain()``: the official SDKs' clients, pointed here;
     - ``clock``: ``clock.now``, ``clock.advance(seconds=..., to=..., until=...)``;
     - ``requests(**filters)``: the tenant's request log; ``reset()``: start over;
+    - ``polling_report(**filters)`` and ``assert_polite_polling(**filters)``: what a reviewer
+      would flag in how the test's clients poll (``GET /sandbox/v1/reports/polling``);
     - ``client``: the control plane, as this tenant.
     """
 
