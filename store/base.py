@@ -221,7 +221,7 @@ class InsufficientCredits(Conflict):
     """The job would cost more credits than the tenant has left; nothing was stored."""
 
     def __init__(self, needed: float, balance: float) -> None:
-        super().__init__(f"insufficient credits: the job needs {needed:g}, the balance is {balance:g}")
+        super().__init__(f"insufficient credits: the job needs {needed:g}, the balance {balance:g}")
         self.needed = needed
         self.balance = balance
 

@@ -387,8 +387,7 @@ class SQLiteStore(Store):
         )  # fmt: skip
 
     _TENANT_COLUMNS = (
-        "id, name, organization_id, credits, default_scenario, created_at, initial_credits, "
-        "stored"
+        "id, name, organization_id, credits, default_scenario, created_at, initial_credits, stored"
     )
     _TENANT = f"SELECT {_TENANT_COLUMNS} FROM tenants"
     _KEY_COLUMNS = "id, tenant_id, api, environment, label, created_at, clock_id, revoked_at"
@@ -678,9 +677,7 @@ class SQLiteStore(Store):
             freed += db.execute(
                 "DELETE FROM jobs WHERE tenant_id = ? AND clock_id = ?", (tenant_id, clock_id)
             ).rowcount
-            db.execute(
-                "UPDATE tenants SET stored = stored - ? WHERE id = ?", (freed, tenant_id)
-            )
+            db.execute("UPDATE tenants SET stored = stored - ? WHERE id = ?", (freed, tenant_id))
             db.execute(
                 "UPDATE api_keys SET clock_id = NULL WHERE tenant_id = ? AND clock_id = ?",
                 (tenant_id, clock_id),

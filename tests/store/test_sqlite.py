@@ -755,9 +755,12 @@ def test_sqlite_two_processes_never_spend_past_the_balance_or_the_cap(tmp_path):
         procs = [
             subprocess.Popen(
                 [sys.executable, "-c", _SPEND_WORKER, str(ROOT), path, tenant_id, name, start],
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
                 env=env,
-            )  # fmt: skip
+            )
             for name in ("p", "q")
         ]
         outcomes: list[str] = []
@@ -768,7 +771,7 @@ def test_sqlite_two_processes_never_spend_past_the_balance_or_the_cap(tmp_path):
         assert outcomes.count("created") == expected
         assert outcomes.count(refusal) == 50 - expected
 
-        async def check(tenant_id: str = tenant_id, credits: float = credits) -> None:
+        async def check(tenant_id: str, credits: float, expected: int) -> None:
             store = await opened(path)
             try:
                 tenant = await store.get_tenant(tenant_id)
@@ -779,7 +782,7 @@ def test_sqlite_two_processes_never_spend_past_the_balance_or_the_cap(tmp_path):
             finally:
                 await store.close()
 
-        asyncio.run(check())
+        asyncio.run(check(tenant_id, credits, expected))
 
 
 def test_sqlite_a_store_from_before_the_count_counts_on_open(tmp_path):
