@@ -345,7 +345,7 @@ def worker_app() -> Any:
     "--max-stored-items",
     type=int,
     help="Per tenant: the most jobs, job items (files, sources), test clocks and named "
-    "counters it may store; a create past it is refused (403). [default: 2,000,000]",
+    "counters it may store; a create past it is refused (403). [default: 5,000,000]",
 )
 def serve(
     host: str | None,

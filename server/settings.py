@@ -62,8 +62,8 @@ class Settings:
     keep_alive_timeout: float = 5.0
     #: Per tenant: the most jobs, job items (Captain files, Crosmos sources), test clocks and
     #: named counters it may store. A job item costs about 375 bytes on SQLite (1,000,000
-    #: files took 375 MB), so the default bounds a tenant at about 750 MB.
-    max_stored_items: int = 2_000_000
+    #: files took 375 MB), so the default bounds a tenant at about 1.9 GB (50 of the largest listings).
+    max_stored_items: int = 5_000_000
     #: The request log: every request recorded for its tenant, credentials redacted.
     log_enabled: bool = True
     #: Per tenant (and for the log of requests no tenant was found for): the newest this
