@@ -62,7 +62,7 @@ class Settings:
     keep_alive_timeout: float = 5.0
     #: Per tenant: the most jobs, job items (Captain files, Crosmos sources), test clocks and
     #: named counters it may store. A job item costs about 375 bytes on SQLite (1,000,000
-    #: files took 375 MB), so the default bounds a tenant at about 1.9 GB (50 of the largest listings).
+    #: files took 375 MB), so the default bounds a tenant at about 1.9 GB.
     max_stored_items: int = 5_000_000
     #: The request log: every request recorded for its tenant, credentials redacted.
     log_enabled: bool = True
