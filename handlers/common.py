@@ -117,7 +117,7 @@ def refused(exc: InsufficientCredits | StorageFull) -> Forbidden:
         )
     return Forbidden(
         f"Storage limit reached: this tenant may store at most {exc.cap} items "
-        "(jobs, files, sources, test clocks); reset the tenant or delete a test clock"
+        "(jobs, files, sources, test clocks, keys); reset the tenant or delete a test clock"
     )
 
 
