@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 
 from pollable.lifecycle import scenarios
-from pollable.lifecycle.errors import InvalidInput, NotFound
+from pollable.lifecycle.errors import Forbidden, InvalidInput, NotFound
 from pollable.lifecycle.scenarios import Scenario
-from pollable.store.base import JobRecord, NewJob
+from pollable.store.base import InsufficientCredits, JobRecord, NewJob, StorageFull
 
 from .api import Call
 
@@ -107,11 +107,40 @@ async def creation_clock(call: Call) -> tuple[str | None, float]:
     return clock.id, clock.now
 
 
-async def store_job(call: Call, job: NewJob) -> tuple[JobRecord, bool]:
-    """``Store.create_job`` for the caller's tenant. A clock deleted since ``creation_clock``
-    read it is the request's mistake, as if it had been missing then."""
+def refused(exc: InsufficientCredits | StorageFull) -> Forbidden:
+    """The 403 that answers a create the tenant cannot afford or has no room for: a bound
+    of the tenant's, which retrying does not lift (both SDKs retry 409, not 403)."""
+    if isinstance(exc, InsufficientCredits):
+        return Forbidden(
+            f"Insufficient credits: this job needs {exc.needed:g} credits and the balance "
+            f"is {exc.balance:g}"
+        )
+    return Forbidden(
+        f"Storage limit reached: this tenant may store at most {exc.cap} items "
+        "(jobs, files, sources, test clocks, keys); reset the tenant or delete a test clock"
+    )
+
+
+async def next_sequence(call: Call, name: str) -> int:
+    """``Store.next_sequence`` for the caller's tenant, within its cap on stored items."""
     try:
-        return await call.services.store.create_job(call.principal.tenant_id, job)
+        return await call.services.store.next_sequence(
+            call.principal.tenant_id, name, cap=call.services.settings.max_stored_items
+        )
+    except StorageFull as exc:
+        raise refused(exc) from None
+
+
+async def store_job(call: Call, job: NewJob) -> tuple[JobRecord, bool]:
+    """``Store.create_job`` for the caller's tenant, within its balance and its cap on
+    stored items (403 otherwise, storing nothing). A clock deleted since
+    ``creation_clock`` read it is the request's mistake, as if it had been missing then."""
+    try:
+        return await call.services.store.create_job(
+            call.principal.tenant_id, job, cap=call.services.settings.max_stored_items
+        )
+    except (InsufficientCredits, StorageFull) as exc:
+        raise refused(exc) from None
     except NotFound:
         if job.clock_id is None:
             raise

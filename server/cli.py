@@ -341,6 +341,12 @@ def worker_app() -> Any:
     "e.g. fixed keys for CI on memory://; what it seeded is printed. No demo tenant is "
     "created then.",
 )
+@click.option(
+    "--max-stored-items",
+    type=int,
+    help="Per tenant: the most jobs, job items (files, sources), test clocks and named "
+    "counters it may store; a create past it is refused (403). [default: 5,000,000]",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -354,6 +360,7 @@ def serve(
     admin_token: str | None,
     log_level: str | None,
     fixtures: str | None,
+    max_stored_items: int | None,
 ) -> None:
     """Serve every registered API's contract with uvicorn.
 
@@ -366,6 +373,7 @@ def serve(
         seed=seed_value, max_body_bytes=max_body_bytes, validate_responses=validate_responses,
         jwt_secret=jwt_secret, admin_token=admin_token,
         log_level=log_level.lower() if log_level else None, fixtures=fixtures,
+        max_stored_items=max_stored_items,
     )  # fmt: skip
     log_level = settings.log_level.lower()
     if log_level not in LOG_LEVELS:

@@ -60,6 +60,10 @@ class Settings:
     header_timeout: float = 10.0
     #: Seconds an idle connection is kept open between requests (uvicorn's keep-alive).
     keep_alive_timeout: float = 5.0
+    #: Per tenant: the most jobs, job items (Captain files, Crosmos sources), test clocks and
+    #: named counters it may store. A job item costs about 375 bytes on SQLite (1,000,000
+    #: files took 375 MB), so the default bounds a tenant at about 1.9 GB.
+    max_stored_items: int = 5_000_000
     #: The request log: every request recorded for its tenant, credentials redacted.
     log_enabled: bool = True
     #: Per tenant (and for the log of requests no tenant was found for): the newest this
@@ -86,6 +90,8 @@ class Settings:
         for name in ("header_timeout", "keep_alive_timeout"):
             if not 0 < getattr(self, name) < math.inf:
                 raise SettingsError(f"{name} must be a positive number of seconds")
+        if self.max_stored_items < 1:
+            raise SettingsError("max_stored_items must be positive")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
         for name in ("log_max_entries", "log_max_age_seconds", "log_body_bytes", "log_queue_size"):

@@ -29,6 +29,10 @@ class Tenant:
     created_at: float = 0.0
     #: The balance a reset restores (the balance the tenant was created with, or last set).
     initial_credits: float = 0.0
+    #: What the tenant stores, counted against a cap (``Store.create_job``'s ``cap``):
+    #: its jobs, their items, its test clocks, its API keys and its named sequences. A
+    #: usage figure, not part of what a tenant is: records compare equal without it.
+    stored: int = field(default=0, compare=False)
 
 
 def new_key_id() -> str:
@@ -214,6 +218,28 @@ class IdempotencyMismatch(Conflict):
     """The idempotency key was used before with a different request body."""
 
 
+class InsufficientCredits(Conflict):
+    """The job would cost more credits than the tenant has left; nothing was stored."""
+
+    def __init__(self, needed: float, balance: float) -> None:
+        super().__init__(f"insufficient credits: the job needs {needed:g}, the balance {balance:g}")
+        self.needed = needed
+        self.balance = balance
+
+
+class StorageFull(Conflict):
+    """Storing this would take the tenant past its cap on stored items; nothing was stored."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__(f"this tenant's cap of {cap} stored items is reached")
+        self.cap = cap
+
+
+def job_size(job: NewJob) -> int:
+    """What storing ``job`` adds to its tenant's ``stored`` count: the job and its items."""
+    return 1 + len(job.items)
+
+
 def milestones(plan: Plan, events: Sequence[Event] = ()) -> tuple[float, float, Status]:
     """What a backend keeps in columns so it can filter jobs by status: start, end, outcome."""
     end, final = outcome(plan, events)
@@ -309,7 +335,7 @@ class Store(abc.ABC):
         """Forget everything the tenant did (jobs and their items, idempotency keys,
         ``skip_existing`` history, sequence numbers, clocks, request log) and restore its
         initial credits; keep the tenant and its keys (unbound from the clocks that are
-        gone). Raises ``NotFound``."""
+        gone), its ``stored`` back to the number of its keys. Raises ``NotFound``."""
 
     @abc.abstractmethod
     async def add_key(
@@ -322,8 +348,10 @@ class Store(abc.ABC):
         environment: str = "",
         clock_id: str | None = None,
         created_at: float = 0.0,
+        cap: int | None = None,
     ) -> KeyRecord:
         """Store an API key by its hash (never the key). ``label`` is a safe-to-show prefix.
+        It adds 1 to the tenant's ``stored`` (``StorageFull`` past ``cap``, storing nothing).
         Raises ``NotFound`` for an unknown tenant or a clock the tenant does not have, and
         ``Conflict`` for a key already stored."""
 
@@ -350,9 +378,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def create_clock(
-        self, tenant_id: str, *, now: float, name: str | None = None, created_at: float = 0.0
+        self,
+        tenant_id: str,
+        *,
+        now: float,
+        name: str | None = None,
+        created_at: float = 0.0,
+        cap: int | None = None,
     ) -> Clock:
-        """A new clock of the tenant, frozen at ``now``. Raises ``NotFound`` for an unknown
+        """A new clock of the tenant, frozen at ``now``; it adds 1 to the tenant's ``stored``
+        (``StorageFull`` past ``cap``, storing nothing). Raises ``NotFound`` for an unknown
         tenant."""
 
     @abc.abstractmethod
@@ -376,15 +411,25 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_clock(self, tenant_id: str, clock_id: str) -> None:
-        """Delete the clock and, atomically, its jobs (their items and idempotency keys too);
-        keys bound to it are unbound. Raises ``NotFound``."""
+        """Delete the clock and, atomically, its jobs (their items and idempotency keys too),
+        taking them all off the tenant's ``stored``; keys bound to it are unbound. Raises
+        ``NotFound``."""
 
     # -- jobs ---------------------------------------------------------------------------
 
     @abc.abstractmethod
-    async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
+    async def create_job(
+        self, tenant_id: str, job: NewJob, *, cap: int | None = None
+    ) -> tuple[JobRecord, bool]:
         """Store a job with its items and reserve its credits, atomically. A job bound to a
         clock the tenant does not have (``job.clock_id``) raises ``NotFound``.
+
+        The checks and the writes are one atomic step, from any number of processes: a job
+        whose ``credits`` (when positive) exceed the tenant's balance raises
+        ``InsufficientCredits``, and one that would take the tenant's ``stored`` count past
+        ``cap`` (None: no cap) raises ``StorageFull``; either stores and spends nothing. A
+        stored job adds ``job_size(job)`` to ``stored``; deleting jobs (a clock's, a reset)
+        takes it back off.
 
         Returns the record and True. With an idempotency key already used with the same
         fingerprint, stores nothing and returns the earlier job and False; with a different
@@ -455,8 +500,10 @@ class Store(abc.ABC):
         """
 
     @abc.abstractmethod
-    async def next_sequence(self, tenant_id: str, name: str) -> int:
-        """Increment and return the tenant's counter ``name`` (starting at 1)."""
+    async def next_sequence(self, tenant_id: str, name: str, *, cap: int | None = None) -> int:
+        """Increment and return the tenant's counter ``name`` (starting at 1). A new name
+        adds 1 to the tenant's ``stored`` (``StorageFull`` past ``cap``, changing nothing);
+        a reset forgets the counters."""
 
     # -- request log --------------------------------------------------------------------
     #

@@ -18,6 +18,7 @@ from .base import (
     ClockWouldGoBack,
     Idempotency,
     IdempotencyMismatch,
+    InsufficientCredits,
     JobPage,
     JobRecord,
     KeyRecord,
@@ -25,8 +26,10 @@ from .base import (
     RequestCursor,
     RequestEntry,
     RequestFilter,
+    StorageFull,
     Store,
     Tenant,
+    job_size,
     milestones,
     new_clock_id,
     new_key_id,
@@ -142,7 +145,8 @@ class MemoryStore(Store):
         for owner, clock_id in [k for k in self._s.clocks if k[0] == tenant_id]:
             await self.delete_clock(owner, clock_id)
         self._s.requests.pop(tenant_id, None)
-        self._s.tenants[tenant_id] = replace(tenant, credits=tenant.initial_credits)
+        keys = sum(1 for k in self._s.key_records.values() if k.tenant_id == tenant_id)
+        self._s.tenants[tenant_id] = replace(tenant, credits=tenant.initial_credits, stored=keys)
 
     async def add_key(
         self,
@@ -154,12 +158,14 @@ class MemoryStore(Store):
         environment: str = "",
         clock_id: str | None = None,
         created_at: float = 0.0,
+        cap: int | None = None,
     ) -> KeyRecord:
         await self.get_tenant(tenant_id)
         if clock_id is not None:
             await self.get_clock(tenant_id, clock_id)
         if (api, key_hash) in self._s.keys:
             raise Conflict("this key is already stored")
+        self._store(tenant_id, 1, cap)
         record = KeyRecord(new_key_id(), tenant_id, api, environment, label, created_at, clock_id)
         self._s.keys[(api, key_hash)] = record.id
         self._s.key_records[record.id] = record
@@ -197,12 +203,31 @@ class MemoryStore(Store):
     # -- test clocks ----------------------------------------------------------------------
 
     async def create_clock(
-        self, tenant_id: str, *, now: float, name: str | None = None, created_at: float = 0.0
+        self,
+        tenant_id: str,
+        *,
+        now: float,
+        name: str | None = None,
+        created_at: float = 0.0,
+        cap: int | None = None,
     ) -> Clock:
         await self.get_tenant(tenant_id)
+        self._store(tenant_id, 1, cap)
         clock = Clock(new_clock_id(), tenant_id, name, now, created_at)
         self._s.clocks[(tenant_id, clock.id)] = clock
         return clock
+
+    def _store(self, tenant_id: str, size: int, cap: int | None, credits: float = 0.0) -> Tenant:
+        """Count ``size`` more stored items and spend ``credits``, or raise and change
+        nothing. (No await in it: atomic on the event loop.)"""
+        tenant = self._s.tenants[tenant_id]
+        if credits > 0 and credits > tenant.credits:
+            raise InsufficientCredits(credits, tenant.credits)
+        if cap is not None and tenant.stored + size > cap:
+            raise StorageFull(cap)
+        tenant = replace(tenant, credits=tenant.credits - credits, stored=tenant.stored + size)
+        self._s.tenants[tenant.id] = tenant
+        return tenant
 
     async def get_clock(self, tenant_id: str, clock_id: str) -> Clock:
         try:
@@ -242,8 +267,11 @@ class MemoryStore(Store):
             for (owner, job_id), job in self._s.jobs.items()
             if owner == tenant_id and job.record.clock_id == clock_id
         }
+        freed = 1  # the clock
         for job_id in gone:
-            del self._s.jobs[(tenant_id, job_id)]
+            freed += 1 + len(self._s.jobs.pop((tenant_id, job_id)).items)
+        tenant = self._s.tenants[tenant_id]
+        self._s.tenants[tenant_id] = replace(tenant, stored=tenant.stored - freed)
         for key, (_, job_id) in list(self._s.idempotency.items()):
             if key[0] == tenant_id and job_id in gone:
                 del self._s.idempotency[key]
@@ -254,8 +282,10 @@ class MemoryStore(Store):
 
     # -- jobs ---------------------------------------------------------------------------
 
-    async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
-        tenant = await self.get_tenant(tenant_id)
+    async def create_job(
+        self, tenant_id: str, job: NewJob, *, cap: int | None = None
+    ) -> tuple[JobRecord, bool]:
+        await self.get_tenant(tenant_id)
         if job.clock_id is not None:
             await self.get_clock(tenant_id, job.clock_id)
         if job.idempotency is not None:
@@ -265,8 +295,7 @@ class MemoryStore(Store):
         job_key = (tenant_id, job.plan.job_id)
         if job_key in self._s.jobs:
             raise Conflict("job id already exists")
-        remaining = tenant.credits - job.credits
-        self._s.tenants[tenant_id] = replace(tenant, credits=remaining)
+        remaining = self._store(tenant_id, job_size(job), cap, job.credits).credits
         serial_base = self._s.sequences.get((tenant_id, "item"), 0)
         self._s.sequences[(tenant_id, "item")] = serial_base + len(job.items)
         record = JobRecord(
@@ -387,8 +416,11 @@ class MemoryStore(Store):
                         found.add(key)
         return found
 
-    async def next_sequence(self, tenant_id: str, name: str) -> int:
+    async def next_sequence(self, tenant_id: str, name: str, *, cap: int | None = None) -> int:
         value = self._s.sequences.get((tenant_id, f"seq:{name}"), 0) + 1
+        if value == 1:
+            await self.get_tenant(tenant_id)
+            self._store(tenant_id, 1, cap)
         self._s.sequences[(tenant_id, f"seq:{name}")] = value
         return value
 

@@ -47,6 +47,7 @@ from .base import (
     ClockWouldGoBack,
     Idempotency,
     IdempotencyMismatch,
+    InsufficientCredits,
     JobPage,
     JobRecord,
     KeyRecord,
@@ -54,9 +55,11 @@ from .base import (
     RequestCursor,
     RequestEntry,
     RequestFilter,
+    StorageFull,
     Store,
     StoreNotFound,
     Tenant,
+    job_size,
     milestones,
     new_clock_id,
     new_key_id,
@@ -163,6 +166,7 @@ class SQLiteStore(Store):
             "default_scenario": str,
             "created_at": float,
             "initial_credits": float,
+            "stored": int,
         }
         db.table("tenants").create(
             tenants, pk="id", not_null={"name", "organization_id", "credits"}, if_not_exists=True
@@ -266,6 +270,16 @@ class SQLiteStore(Store):
             pk=("tenant_id", "name"),
             if_not_exists=True,
         )
+        # Tenants of a store from before the count: counted once, on open.
+        db.execute(
+            "UPDATE tenants SET stored = "
+            "(SELECT count(*) FROM jobs WHERE tenant_id = tenants.id) "
+            "+ (SELECT count(*) FROM items WHERE tenant_id = tenants.id) "
+            "+ (SELECT count(*) FROM clocks WHERE tenant_id = tenants.id) "
+            "+ (SELECT count(*) FROM api_keys WHERE tenant_id = tenants.id) "
+            "+ (SELECT count(*) FROM sequences WHERE tenant_id = tenants.id AND name LIKE 'seq:%') "
+            "WHERE stored IS NULL"
+        )
         db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
         # The request log: tenant_id '' is the log of requests no tenant was found for.
         db.table("requests").create(
@@ -368,10 +382,12 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _tenant(row: tuple[Any, ...]) -> Tenant:
-        return Tenant(row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0)
+        return Tenant(
+            row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0, row[7] or 0
+        )  # fmt: skip
 
     _TENANT_COLUMNS = (
-        "id, name, organization_id, credits, default_scenario, created_at, initial_credits"
+        "id, name, organization_id, credits, default_scenario, created_at, initial_credits, stored"
     )
     _TENANT = f"SELECT {_TENANT_COLUMNS} FROM tenants"
     _KEY_COLUMNS = "id, tenant_id, api, environment, label, created_at, clock_id, revoked_at"
@@ -394,11 +410,11 @@ class SQLiteStore(Store):
             str(uuid.uuid4()), name, organization_id, credits, default_scenario, created_at,
             credits,
         )  # fmt: skip
-        row = (tenant.id, name, organization_id, credits, default_scenario, created_at, credits)
+        row = (tenant.id, name, organization_id, credits, default_scenario, created_at, credits, 0)
         try:
             await self._write(
                 lambda db: db.execute(
-                    f"INSERT INTO tenants ({self._TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO tenants ({self._TENANT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     row,
                 )
             )
@@ -468,7 +484,12 @@ class SQLiteStore(Store):
     async def reset_tenant(self, tenant_id: str) -> None:
         def reset(db: sqlite3.Connection) -> None:
             self._forget(db, tenant_id)
-            db.execute("UPDATE tenants SET credits = initial_credits WHERE id = ?", (tenant_id,))
+            db.execute(
+                "UPDATE tenants SET credits = initial_credits, "
+                "stored = (SELECT count(*) FROM api_keys WHERE tenant_id = tenants.id) "
+                "WHERE id = ?",
+                (tenant_id,),
+            )
 
         await self._write(reset)
 
@@ -482,6 +503,7 @@ class SQLiteStore(Store):
         environment: str = "",
         clock_id: str | None = None,
         created_at: float = 0.0,
+        cap: int | None = None,
     ) -> KeyRecord:
         record = KeyRecord(new_key_id(), tenant_id, api, environment, label, created_at, clock_id)
         row = (api, key_hash, tenant_id, label, record.id, environment, created_at, clock_id)
@@ -489,6 +511,7 @@ class SQLiteStore(Store):
         def insert(db: sqlite3.Connection) -> None:
             if clock_id is not None:
                 self._get_clock(db, tenant_id, clock_id)
+            self._count(db, tenant_id, 1, cap)
             db.execute(
                 "INSERT INTO api_keys (api, key_hash, tenant_id, label, id, environment, "
                 "created_at, clock_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -512,7 +535,7 @@ class SQLiteStore(Store):
             "WHERE k.api = ? AND k.key_hash = ? AND k.revoked_at IS NULL",
             (api, key_hash),
         ).fetchone()
-        return None if row is None else (self._tenant(row[:7]), self._key(row[7:]))
+        return None if row is None else (self._tenant(row[:8]), self._key(row[8:]))
 
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
         await self.get_tenant(tenant_id)
@@ -553,19 +576,49 @@ class SQLiteStore(Store):
         return Clock(*row)
 
     async def create_clock(
-        self, tenant_id: str, *, now: float, name: str | None = None, created_at: float = 0.0
+        self,
+        tenant_id: str,
+        *,
+        now: float,
+        name: str | None = None,
+        created_at: float = 0.0,
+        cap: int | None = None,
     ) -> Clock:
         clock = Clock(new_clock_id(), tenant_id, name, now, created_at)
-        try:
-            await self._write(
-                lambda db: db.execute(
-                    f"INSERT INTO clocks ({_CLOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                    (clock.id, tenant_id, name, now, created_at),
-                )
+
+        def create(db: sqlite3.Connection) -> None:
+            self._count(db, tenant_id, 1, cap)
+            db.execute(
+                f"INSERT INTO clocks ({_CLOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                (clock.id, tenant_id, name, now, created_at),
             )
-        except sqlite3.IntegrityError:
-            raise NotFound("tenant not found") from None
+
+        await self._write(create)
         return clock
+
+    @staticmethod
+    def _count(
+        db: sqlite3.Connection, tenant_id: str, size: int, cap: int | None, credits: float = 0.0
+    ) -> float:
+        """Count ``size`` more stored items and spend ``credits`` in one guarded ``UPDATE``
+        (in the caller's write transaction, which holds the write lock: no other process
+        can pass the same guard meanwhile); raise, for the caller's transaction to roll
+        back, if the tenant is missing, cannot afford it or is full. Returns the balance."""
+        row = db.execute(
+            "UPDATE tenants SET credits = credits - :credits, stored = stored + :size "
+            "WHERE id = :id AND (:credits <= 0 OR credits >= :credits) "
+            "AND (:cap IS NULL OR stored + :size <= :cap) RETURNING credits",
+            {"credits": credits, "size": size, "id": tenant_id, "cap": cap},
+        ).fetchone()
+        if row is not None:
+            return float(row[0])
+        found = db.execute("SELECT credits FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+        if found is None:
+            raise NotFound("tenant not found")
+        if credits > 0 and found[0] < credits:
+            raise InsufficientCredits(credits, found[0])
+        assert cap is not None
+        raise StorageFull(cap)
 
     async def get_clock(self, tenant_id: str, clock_id: str) -> Clock:
         return self._get_clock(self._db, tenant_id, clock_id)
@@ -614,14 +667,17 @@ class SQLiteStore(Store):
         def delete(db: sqlite3.Connection) -> None:
             self._get_clock(db, tenant_id, clock_id)
             bound = "SELECT job_id FROM jobs WHERE tenant_id = ? AND clock_id = ?"
+            freed = 1  # the clock
             for table in ("items", "idempotency"):
-                db.execute(
+                deleted = db.execute(
                     f"DELETE FROM {table} WHERE tenant_id = ? AND job_id IN ({bound})",
                     (tenant_id, tenant_id, clock_id),
-                )
-            db.execute(
+                ).rowcount
+                freed += deleted if table == "items" else 0
+            freed += db.execute(
                 "DELETE FROM jobs WHERE tenant_id = ? AND clock_id = ?", (tenant_id, clock_id)
-            )
+            ).rowcount
+            db.execute("UPDATE tenants SET stored = stored - ? WHERE id = ?", (freed, tenant_id))
             db.execute(
                 "UPDATE api_keys SET clock_id = NULL WHERE tenant_id = ? AND clock_id = ?",
                 (tenant_id, clock_id),
@@ -648,8 +704,10 @@ class SQLiteStore(Store):
             clock_id=clock,
         )
 
-    async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
-        return await self._write(lambda db: self._create_job(db, tenant_id, job))
+    async def create_job(
+        self, tenant_id: str, job: NewJob, *, cap: int | None = None
+    ) -> tuple[JobRecord, bool]:
+        return await self._write(lambda db: self._create_job(db, tenant_id, job, cap))
 
     async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
         return self._idempotent_job(self._db, tenant_id, idempotency)
@@ -668,7 +726,7 @@ class SQLiteStore(Store):
         return self._get_job(db, tenant_id, seen[1])
 
     def _create_job(
-        self, db: sqlite3.Connection, tenant_id: str, job: NewJob
+        self, db: sqlite3.Connection, tenant_id: str, job: NewJob, cap: int | None
     ) -> tuple[JobRecord, bool]:
         plan = job.plan
         if job.clock_id is not None:
@@ -681,13 +739,7 @@ class SQLiteStore(Store):
                 "INSERT INTO idempotency VALUES (?, ?, ?, ?)",
                 (tenant_id, job.idempotency.key, job.idempotency.fingerprint, plan.job_id),
             )
-        row = db.execute(
-            "UPDATE tenants SET credits = credits - ? WHERE id = ? RETURNING credits",
-            (job.credits, tenant_id),
-        ).fetchone()
-        if row is None:
-            raise NotFound("tenant not found")
-        remaining = row[0]
+        remaining = self._count(db, tenant_id, job_size(job), cap, job.credits)
         serial_base = self._advance(db, tenant_id, "item", len(job.items)) - len(job.items)
         started_at, ends_at, final = milestones(plan)
         try:
@@ -893,8 +945,14 @@ class SQLiteStore(Store):
         ).fetchone()
         return int(row[0])
 
-    async def next_sequence(self, tenant_id: str, name: str) -> int:
-        return await self._write(lambda db: self._advance(db, tenant_id, f"seq:{name}", 1))
+    async def next_sequence(self, tenant_id: str, name: str, *, cap: int | None = None) -> int:
+        def advance(db: sqlite3.Connection) -> int:
+            value = self._advance(db, tenant_id, f"seq:{name}", 1)
+            if value == 1:  # a new counter
+                self._count(db, tenant_id, 1, cap)
+            return value
+
+        return await self._write(advance)
 
     # -- request log --------------------------------------------------------------------
 

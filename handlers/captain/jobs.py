@@ -33,6 +33,7 @@ from ..common import (
     jobs_now,
     load_job,
     new_id,
+    next_sequence,
     plan_seed,
     store_job,
 )
@@ -193,9 +194,7 @@ async def _entries(
     if kind.target == "text":
         name = body.get("filename")
         if not name:
-            number = await call.services.store.next_sequence(
-                call.principal.tenant_id, f"snippet:{collection}"
-            )
+            number = await next_sequence(call, f"snippet:{collection}")
             name = f"snippet-{number}.txt"
         return [listing.FileEntry(name, listing.text_pages(body["content"]))]
     base = _base_uri(kind, body)

@@ -17,10 +17,10 @@ from typing import Any
 from pollable.lifecycle.engine import outcome, reached_at
 from pollable.lifecycle.errors import Conflict, InvalidInput, NotFound
 from pollable.lifecycle.model import Stage, Status
-from pollable.store.base import Clock, ClockWouldGoBack, JobRecord
+from pollable.store.base import Clock, ClockWouldGoBack, JobRecord, StorageFull
 
 from ..api import Call, Reply
-from ..common import iso
+from ..common import iso, refused
 from ..descriptor import ApiDescriptor
 from .tenants import own_tenant
 
@@ -85,9 +85,13 @@ async def create_clock(call: Call) -> Reply:
     body = call.body or {}
     real = call.services.now()
     now = instant(body["now"], ("body", "now")) if "now" in body else real
-    clock = await call.services.store.create_clock(
-        tenant_id, now=now, name=body.get("name"), created_at=real
-    )
+    try:
+        clock = await call.services.store.create_clock(
+            tenant_id, now=now, name=body.get("name"), created_at=real,
+            cap=call.services.settings.max_stored_items,
+        )  # fmt: skip
+    except StorageFull as exc:
+        raise refused(exc) from None
     return Reply(201, clock_body(clock))
 
 

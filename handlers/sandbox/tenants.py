@@ -12,10 +12,10 @@ from typing import Any
 
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, Forbidden, InvalidInput, NotFound
-from pollable.store.base import KeyRecord, Tenant
+from pollable.store.base import KeyRecord, StorageFull, Tenant
 
 from ..api import Call, Reply
-from ..common import iso
+from ..common import iso, refused
 from ..descriptor import ApiDescriptor, hash_key
 
 ADMIN_ONLY = "Only the sandbox's admin token may do this"
@@ -83,10 +83,14 @@ async def _issue(
         raise InvalidInput(("body", "environment"), f"a {api.name} key's environment is {choices}")
     environment = environment or rule.default_environment
     key = rule.new(environment)
-    record = await call.services.store.add_key(
-        tenant.id, api=api.name, key_hash=hash_key(key), label=rule.label(key),
-        environment=environment, clock_id=clock, created_at=call.services.now(),
-    )  # fmt: skip
+    try:
+        record = await call.services.store.add_key(
+            tenant.id, api=api.name, key_hash=hash_key(key), label=rule.label(key),
+            environment=environment, clock_id=clock, created_at=call.services.now(),
+            cap=call.services.settings.max_stored_items,
+        )  # fmt: skip
+    except StorageFull as exc:
+        raise refused(exc) from None
     return {**key_body(record), "key": key}
 
 

@@ -14,7 +14,7 @@ from pollable.server.settings import Settings
 from tests.conftest import start
 
 DIFFERENCES = Path(__file__).resolve().parents[2] / "docs" / "differences.md"
-DOCUMENTS = ("/openapi.json", "/v2/openapi.json")
+DOCUMENTS = ("/openapi.json", "/v2/openapi.json", "/sandbox/openapi.json")
 BOUNDS = ("minLength", "maxLength", "minimum", "maximum", "minItems", "maxItems")
 
 

@@ -703,3 +703,110 @@ def test_sqlite_a_store_made_before_completes_at_gets_it_from_the_plans(tmp_path
             ).fetchall()
             == expected
         )
+
+
+_SPEND_WORKER = """
+import asyncio, json, sys, time
+sys.path.insert(0, sys.argv[1])
+from pollable.lifecycle.planner import Work, plan_job
+from pollable.lifecycle.scenarios import CATALOGUE
+from pollable.store.base import InsufficientCredits, NewJob, StorageFull
+from pollable.store.sqlite import SQLiteStore
+
+async def main(path, tenant_id, name, start):
+    store = SQLiteStore(path)
+    await store.open()
+    time.sleep(max(0.0, float(start) - time.time()))  # all processes race from one instant
+    outcomes = []
+    for i in range(25):
+        job_id = f"{name}-{i}"
+        plan, items = plan_job(job_id=job_id, created_at=1_700_000_000.0,
+                               scenario=CATALOGUE["happy"], work=[Work(job_id)], seed=job_id)
+        job = NewJob(api="captain", kind="index", plan=plan, items=items, credits=7.0)
+        try:
+            await store.create_job(tenant_id, job, cap=60)
+            outcomes.append("created")
+        except InsufficientCredits:
+            outcomes.append("poor")
+        except StorageFull:
+            outcomes.append("full")
+    await store.close()
+    print(json.dumps(outcomes))
+
+asyncio.run(main(*sys.argv[2:]))
+"""
+
+
+def test_sqlite_two_processes_never_spend_past_the_balance_or_the_cap(tmp_path):
+    """Two processes create jobs on one file at once: the balance never goes below zero
+    and the count never passes the cap (each job stores 2: itself and its one item)."""
+    path = tmp_path / "shared.db"
+
+    async def setup(credits: float) -> str:
+        store = await opened(path)
+        tenant = await store.create_tenant(f"t{credits}", organization_id="org", credits=credits)
+        await store.close()
+        return tenant.id
+
+    for credits, expected, refusal in ((100.0, 14, "poor"), (1000.0, 30, "full")):
+        tenant_id = asyncio.run(setup(credits))
+        start = str(time.time() + 1.5)
+        env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", _SPEND_WORKER, str(ROOT), path, tenant_id, name, start],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                cwd=tmp_path,
+                env=env,
+            )
+            for name in ("p", "q")
+        ]
+        outcomes: list[str] = []
+        for proc in procs:
+            out, err = proc.communicate(timeout=120)
+            assert proc.returncode == 0, err
+            outcomes.extend(json.loads(out))
+        assert outcomes.count("created") == expected
+        assert outcomes.count(refusal) == 50 - expected
+
+        async def check(tenant_id: str, credits: float, expected: int) -> None:
+            store = await opened(path)
+            try:
+                tenant = await store.get_tenant(tenant_id)
+                assert tenant.credits == pytest.approx(credits - 7.0 * expected)
+                assert tenant.credits >= 0 and tenant.stored == 2 * expected <= 60
+                page = await store.list_jobs(tenant_id, api="captain", now=T0, limit=100)
+                assert page.total == expected
+            finally:
+                await store.close()
+
+        asyncio.run(check(tenant_id, credits, expected))
+
+
+def test_sqlite_a_store_from_before_the_count_counts_on_open(tmp_path):
+    path = tmp_path / "old.db"
+
+    async def make() -> str:
+        store = await opened(path)
+        tenant = await store.create_tenant("acme", organization_id="org", credits=5.0)
+        await store.add_key(tenant.id, api="captain", key_hash="h", label="cap_")
+        await store.create_clock(tenant.id, now=T0)
+        await store.create_job(tenant.id, new_job("job-1", 4))
+        await store.next_sequence(tenant.id, "snippet:docs")
+        await store.close()
+        return tenant.id
+
+    tenant_id = asyncio.run(make())
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE tenants SET stored = NULL")
+
+    async def check() -> None:
+        store = await opened(path)
+        try:
+            assert (await store.get_tenant(tenant_id)).stored == 1 + 1 + 5 + 1
+        finally:
+            await store.close()
+
+    asyncio.run(check())
