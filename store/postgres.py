@@ -65,6 +65,7 @@ from .base import (
     RequestCursor,
     RequestEntry,
     RequestFilter,
+    SchemaTooNew,
     Store,
     StoreNotFound,
     Tenant,
@@ -200,10 +201,6 @@ def split_url(url: str) -> tuple[str, int, float]:
     return urlunsplit(parts._replace(query=urlencode(rest))), size, timeout
 
 
-class SchemaTooNew(RuntimeError):
-    """The store was written by a newer pollable than this one."""
-
-
 class PostgresStore(Store):
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = url
@@ -267,10 +264,7 @@ class PostgresStore(Store):
         else:
             version = int((await self._one(conn, "SELECT version FROM schema_version"))[0])
         if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"the store at {self._safe_url()} has schema version {version}, newer than "
-                f"this pollable's {SCHEMA_VERSION}: upgrade pollable"
-            )
+            raise SchemaTooNew(self._safe_url(), version, SCHEMA_VERSION)
         for step in range(version, SCHEMA_VERSION):
             for statement in MIGRATIONS[step]:
                 await conn.execute(statement)
