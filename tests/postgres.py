@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import secrets
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import pytest
@@ -59,22 +61,51 @@ def require() -> None:
     pytest.skip(why)
 
 
-@contextlib.contextmanager
-def fresh_url() -> Iterator[str]:
-    """The URL of a new, empty schema in the test database (as a SQLite test gets a new
-    file), dropped afterwards: tests on PostgreSQL see only what they wrote, whatever
-    runs beside them. Skips (fails in CI) when the server cannot be used."""
-    require()
+#: The schemas this test process made, dropped when its session ends.
+_made: set[str] = set()
+
+
+def _admin(statement: Any) -> None:
     import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+def schema_url(key: str) -> str:
+    """The URL of an empty schema of its own (the same for the same ``key``, such as a
+    test's ``tmp_path``) in the test database: a test on PostgreSQL sees only what it
+    wrote, as a SQLite test has its own file, whatever runs beside it. Skips (fails in CI)
+    when the server cannot be used."""
+    require()
     from psycopg import sql
 
-    schema = f"t_{secrets.token_hex(6)}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    schema = "t_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    if schema not in _made:
+        _admin(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        _made.add(schema)
     parts = urlsplit(POSTGRES_URL)
     query = [*parse_qsl(parts.query), ("options", f"-csearch_path={schema}")]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def drop_schemas() -> None:
+    """Drop the schemas ``schema_url`` made in this process."""
+    from psycopg import sql
+
+    while _made:
+        _admin(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(_made.pop())))
+
+
+@contextlib.contextmanager
+def fresh_url() -> Iterator[str]:
+    """``schema_url`` of a schema made for the caller alone, dropped afterwards."""
+    from psycopg import sql
+
+    url = schema_url(secrets.token_hex(8))
+    schema = dict(parse_qsl(urlsplit(url).query))["options"].partition("=")[2]
     try:
-        yield urlunsplit(parts._replace(query=urlencode(query)))
+        yield url
     finally:
-        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+        _made.discard(schema)
+        _admin(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
