@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.memory import MemoryStore
 from pollable.store.postgres import PostgresStore
 from pollable.store.sqlite import SQLiteStore
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_memory_url():
@@ -74,3 +80,16 @@ def test_postgresql_urls(scheme):
 def test_unsupported_postgresql_urls(url):
     with pytest.raises(UnsupportedStore):
         open_store(url)
+
+
+def test_memory_and_sqlite_never_import_psycopg(tmp_path):
+    code = (
+        "import asyncio, sys\n"
+        "from pollable.store import open_store\n"
+        "async def main():\n"
+        "    async with open_store('memory://'): pass\n"
+        f"    async with open_store('sqlite:///{tmp_path}/s.db'): pass\n"
+        "asyncio.run(main())\n"
+        "assert not [m for m in sys.modules if m.startswith('psycopg')], 'psycopg imported'\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
