@@ -32,6 +32,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import orjson
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg.types.string import StrDumperUnknown, TextLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from pollable.lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
@@ -177,6 +178,40 @@ def named(sql: str) -> str:
 _STATUS = named(STATUS_SQL)
 
 
+#: PostgreSQL text cannot hold NUL, which SQLite stores (a job id ``%00`` in a URL, a body
+#: in the request log). Text goes in with NUL as ``_MARK`` + "0" (and ``_MARK`` itself as
+#: ``_MARK`` + "m", a private-use character nothing real contains), and comes out as it was.
+_MARK = "\ue000"
+_UNESCAPE = re.compile(_MARK + "(.)", re.DOTALL)
+
+
+def _escape(text: str) -> str:
+    if "\x00" not in text and _MARK not in text:
+        return text
+    return text.replace(_MARK, _MARK + "m").replace("\x00", _MARK + "0")
+
+
+def _unescape(text: str) -> str:
+    if _MARK not in text:
+        return text
+    return _UNESCAPE.sub(lambda m: "\x00" if m.group(1) == "0" else _MARK, text)
+
+
+class _NulSafeDumper(StrDumperUnknown):
+    def dump(self, obj: str) -> Any:
+        return super().dump(_escape(obj))
+
+
+class _NulSafeLoader(TextLoader):
+    def load(self, data: Any) -> str:
+        return _unescape(str(super().load(data)))
+
+
+async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
+    conn.adapters.register_dumper(str, _NulSafeDumper)
+    conn.adapters.register_loader("text", _NulSafeLoader)
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -222,6 +257,7 @@ class PostgresStore(Store):
             kwargs={"autocommit": True, "connect_timeout": max(1, round(self.connect_timeout))},
             # A connection that died with its server is replaced before it is handed out.
             check=AsyncConnectionPool.check_connection,
+            configure=_configure,
             name="pollable",
         )
         try:
