@@ -22,7 +22,7 @@ from pollable.handlers.registry import JOB_APIS, by_name
 from pollable.lifecycle import scenarios
 from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
-from pollable.store.base import Store, Tenant
+from pollable.store.base import SchemaTooNew, Store, Tenant
 
 from . import remote, remote_report
 from . import seed as seeding
@@ -58,6 +58,7 @@ DEMO_TENANT = "demo"
 USER_ERRORS = (
     SettingsError,
     UnsupportedStore,
+    SchemaTooNew,
     SeedError,
     PollableError,
     ContractError,

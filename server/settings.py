@@ -24,7 +24,8 @@ class SettingsError(ValueError):
 class Settings:
     """Secrets are left out of its ``repr``: uvicorn's trace log prints the app's state."""
 
-    #: The URL of one of ``store.BACKENDS``: ``memory://`` or ``sqlite:///path.db``.
+    #: The URL of one of ``store.BACKENDS``: ``memory://``, ``sqlite:///path.db``
+    #: or ``postgresql://user@host/db``.
     store: str = "sqlite:///pollable.db"
     host: str = "127.0.0.1"
     port: int = 8000

@@ -26,7 +26,10 @@ class Backend:
 BACKENDS = (
     Backend("memory", "memory://", persistent=False),
     Backend("sqlite", "sqlite:///path.db", persistent=True),
+    Backend("postgresql", "postgresql://user@host/db", persistent=True),
 )
+#: Other spellings of a backend's scheme.
+ALIASES = {"postgres": "postgresql"}
 
 
 def open_store(url: str, *, create: bool = True) -> Store:
@@ -50,5 +53,18 @@ def open_store(url: str, *, create: bool = True) -> Store:
         from .sqlite import SQLiteStore
 
         return SQLiteStore(rest[1:], create=create)
+    if ALIASES.get(scheme, scheme) == "postgresql":
+        if not rest.strip("/"):
+            raise UnsupportedStore(f"expected postgresql://user@host/db, got {url!r}")
+        try:
+            from .postgres import PostgresStore
+        except ImportError:
+            raise UnsupportedStore(
+                "the PostgreSQL store needs psycopg: pip install 'pollable[postgres]'"
+            ) from None
+        try:
+            return PostgresStore(url, create=create)
+        except ValueError as exc:
+            raise UnsupportedStore(str(exc)) from None
     examples = ", ".join(backend.example for backend in BACKENDS)
     raise UnsupportedStore(f"unsupported store {scheme!r}: use {examples}")

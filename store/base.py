@@ -264,6 +264,17 @@ class StoreNotFound(LookupError):
     """The store was to be opened, not created, and there is none at its URL."""
 
 
+class SchemaTooNew(RuntimeError):
+    """The store was written by a newer pollable, with a schema this one does not know."""
+
+    def __init__(self, where: str, version: int, known: int) -> None:
+        super().__init__(
+            f"the store at {where} has schema version {version}, newer than this pollable's "
+            f"{known}: upgrade pollable to open it"
+        )
+        self.version = version
+
+
 class Store(abc.ABC):
     """Persistence for tenants, keys, jobs and the request log. Reading never writes."""
 

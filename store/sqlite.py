@@ -56,6 +56,7 @@ from .base import (
     RequestEntry,
     RequestFilter,
     StorageFull,
+    SchemaTooNew,
     Store,
     StoreNotFound,
     Tenant,
@@ -68,6 +69,15 @@ from .base import (
 log = logging.getLogger("pollable.store")
 
 BUSY_TIMEOUT_MS = 10_000
+
+#: The schema this code writes, kept in the file's ``PRAGMA user_version``. Version 1 is
+#: the schema of every pollable before versioning (user_version 0: ``_create_schema``
+#: brings even older ones up to it). ``MIGRATIONS[n]`` takes a store from version ``n`` to
+#: ``n + 1``, after ``_create_schema`` made the tables that were missing: a new table needs
+#: no step, a change to an existing one does (and ``_create_schema`` must not index a
+#: column that only the step adds). A store newer than this code is refused.
+SCHEMA_VERSION = 1
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {}
 _CHUNK = 500
 
 _JOB_COLUMNS = (
@@ -139,7 +149,12 @@ class SQLiteStore(Store):
             raise StoreNotFound(f"no store at {self.path}")
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._writer = self._connect()
-        self._transaction(lambda db: self._create_schema(sqlite_utils.Database(db)))
+        try:
+            self._transaction(lambda db: self._migrate(sqlite_utils.Database(db)))
+        except BaseException:
+            self._writer.close()
+            self._writer = None
+            raise
         self._reader = self._connect()
         self._log = self._connect()
         self._log.execute("PRAGMA busy_timeout = 0")
@@ -155,6 +170,19 @@ class SQLiteStore(Store):
             if conn is not None:
                 conn.close()
         self._reader = self._writer = self._log = None
+
+    def _migrate(self, db: sqlite_utils.Database) -> None:
+        """Create the schema, or bring a store written by an older pollable up to
+        ``SCHEMA_VERSION``, one step at a time, in the open's one transaction."""
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(self.path, version, SCHEMA_VERSION)
+        fresh = not db.table("tenants").exists()
+        self._create_schema(db)
+        for step in range(SCHEMA_VERSION if fresh else max(version, 1), SCHEMA_VERSION):
+            MIGRATIONS[step](db)
+        if version != SCHEMA_VERSION:
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @staticmethod
     def _create_schema(db: sqlite_utils.Database) -> None:

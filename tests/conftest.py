@@ -20,13 +20,26 @@ from pollable.server.provision import provision_tenant
 from pollable.server.settings import Settings
 from pollable.store import open_store
 from pollable.store.base import Store
+from tests import postgres
 
-BACKENDS = ("memory", "sqlite")
+BACKENDS = ("memory", "sqlite", "postgresql")
 T = TypeVar("T")
 
 
 def store_url(backend: str, tmp_path: Any) -> str:
-    return "memory://" if backend == "memory" else f"sqlite:///{tmp_path}/pollable.db"
+    """A new store of ``backend`` for one test (PostgreSQL: a schema of its own, made now,
+    dropped at the session's end; skipped, or failed in CI, without a server)."""
+    if backend == "memory":
+        return "memory://"
+    if backend == "postgresql":
+        return postgres.schema_url(str(tmp_path))
+    return f"sqlite:///{tmp_path}/pollable.db"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_postgres_schemas() -> Iterator[None]:
+    yield
+    postgres.drop_schemas()
 
 
 def on_store(url: str, work: Callable[[Store], Awaitable[T]]) -> T:
@@ -88,7 +101,12 @@ def start(settings: Settings) -> Iterator[Api]:
         yield Api(client, clock, settings)
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.postgres] if name == "postgresql" else [])
+        for name in BACKENDS
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

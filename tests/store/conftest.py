@@ -7,8 +7,7 @@ loop, which a pooled PostgreSQL backend needs.
 
 from __future__ import annotations
 
-import importlib.util
-import os
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,25 +15,17 @@ import pytest
 
 from pollable.store import open_store
 from pollable.store.base import Store
+from tests import postgres
 
-#: Where the PostgreSQL backend's contract tests run. The suite must not rely on a clean
-#: database: every test makes its own tenants and names.
-POSTGRES_URL = os.environ.get("POLLABLE_TEST_POSTGRES_URL", "postgresql://localhost/pollable_test")
-
-
-def _postgres_available() -> bool:
-    try:
-        return importlib.util.find_spec("pollable.store.postgres") is not None
-    except ImportError:
-        return False
-
+#: Where the PostgreSQL backend's contract tests run (see ``tests/postgres.py``). The suite
+#: must not rely on a clean database: every test makes its own tenants and names.
+POSTGRES_URL = postgres.POSTGRES_URL
 
 BACKENDS: list[Any] = [
     pytest.param("memory://", id="memory"),
     pytest.param("sqlite:///{tmp_path}/s.db", id="sqlite"),
+    pytest.param(POSTGRES_URL, id="postgresql", marks=pytest.mark.postgres),
 ]
-if _postgres_available():  # the backend does not exist yet; its tests join when it does
-    BACKENDS.append(pytest.param(POSTGRES_URL, id="postgresql", marks=pytest.mark.postgres))
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +35,13 @@ def anyio_backend() -> str:
 
 @pytest.fixture(params=BACKENDS)
 async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
-    backend = open_store(request.param.format(tmp_path=tmp_path))
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
+    with contextlib.ExitStack() as stack:
+        url = request.param.format(tmp_path=tmp_path)
+        if url == POSTGRES_URL:
+            url = stack.enter_context(postgres.fresh_url())
+        backend = open_store(url)
+        await backend.open()
+        try:
+            yield backend
+        finally:
+            await backend.close()
