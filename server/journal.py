@@ -15,7 +15,8 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from pollable.store.base import RequestEntry, Store
 
@@ -27,9 +28,8 @@ BATCH_SIZE = 500
 PRUNE_EVERY = 1.0
 
 
-@dataclass(frozen=True)
-class Pending:
-    """An entry on its way to the store. ``key`` is ``(api, key hash)`` of a bearer key the
+class Pending(NamedTuple):
+    """An entry on its way to the store (a tuple: one is made per request). ``key`` is ``(api, key hash)`` of a bearer key the
     request was not authenticated with (a wrong path, a key of another API): the writer
     looks its tenant up, so the tenant sees the request in its own log."""
 
