@@ -22,9 +22,11 @@ from pollable.store.base import RequestEntry, Store
 
 log = logging.getLogger("pollable.journal")
 
-#: How long the writer lets entries gather before it writes them.
-BATCH_DELAY = 0.05
-BATCH_SIZE = 500
+#: The writer writes a batch once this many entries wait, or this long after the first of
+#: them arrived: rare, large batches, because each one costs the event loop a few hand-overs
+#: of the GIL with the store's thread, whatever its size.
+BATCH_SIZE = 1000
+BATCH_DELAY = 0.25
 PRUNE_EVERY = 1.0
 
 
@@ -59,6 +61,8 @@ class Journal:
         self.dropped = 0
         self._queue: collections.deque[Pending] = collections.deque(maxlen=queue_size)
         self._wake = asyncio.Event()
+        #: Set when the writer should not wait: a full batch waits, or the server stops.
+        self._now = asyncio.Event()
         self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -79,6 +83,8 @@ class Journal:
         self._queue.append(pending)
         if not self._wake.is_set():
             self._wake.set()
+        if len(self._queue) >= BATCH_SIZE or len(self._queue) == self._queue.maxlen:
+            self._now.set()
 
     def start(self) -> None:
         if self.enabled and self._task is None:
@@ -87,6 +93,7 @@ class Journal:
     async def close(self) -> None:
         """Stop the writer and write whatever is still queued."""
         self._closing.set()
+        self._now.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -103,9 +110,10 @@ class Journal:
             self._wake.clear()
             # Let a batch gather, unless the server is stopping (``close`` writes the rest).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), BATCH_DELAY)
+                await asyncio.wait_for(self._now.wait(), BATCH_DELAY)
             if self._closing.is_set():
                 return
+            self._now.clear()
             await self._drain(prune=time.monotonic() - self._pruned_at >= PRUNE_EVERY)
 
     async def _drain(self, *, prune: bool) -> None:

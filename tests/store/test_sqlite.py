@@ -732,6 +732,11 @@ def test_sqlite_log_appends_wait_for_the_write_lock_off_the_event_loop(tmp_path)
             holder.close()
             await append
             assert await store.count_requests(tenant.id) == 50
+            many = [log_entry(tenant.id, T0 + 100 + i) for i in range(2000)]  # several INSERTs
+            await store.append_requests(many)
+            assert await store.count_requests(tenant.id) == 2050
+            await store.delete_requests(tenant.id)
+            await store.append_requests(entries)
             assert await store.prune_requests(keep=10, older_than=0.0) == 40
             assert [e.id for e in await store.list_requests(tenant.id, limit=100)] == [
                 e.id for e in reversed(entries[-10:])
