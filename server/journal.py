@@ -1,5 +1,6 @@
 """The request log's writer: entries wait in a bounded queue and a background task writes
-them in batches, one transaction per batch, so a request never waits for the log.
+them in batches (``BATCH_SIZE`` entries, or ``BATCH_DELAY`` after the first, or a full
+queue), one transaction per batch, so a request never waits for the log.
 
 When the queue is full the oldest waiting entry is dropped and counted (``dropped``); a
 batch the store refuses is logged and counted too. Pruning (per log, by count and age)
@@ -31,9 +32,10 @@ PRUNE_EVERY = 1.0
 
 
 class Pending(NamedTuple):
-    """An entry on its way to the store (a tuple: one is made per request). ``key`` is ``(api, key hash)`` of a bearer key the
-    request was not authenticated with (a wrong path, a key of another API): the writer
-    looks its tenant up, so the tenant sees the request in its own log."""
+    """An entry on its way to the store (a tuple: one is made per request). ``key`` is
+    ``(api, key hash)`` of a bearer key the request was not authenticated with (a wrong
+    path, a key of another API): the writer looks its tenant up, so the tenant sees the
+    request in its own log."""
 
     entry: RequestEntry
     key: tuple[str, str] | None = None
