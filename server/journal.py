@@ -1,5 +1,6 @@
 """The request log's writer: entries wait in a bounded queue and a background task writes
-them in batches, one transaction per batch, so a request never waits for the log.
+them in batches (``BATCH_SIZE`` entries, or ``BATCH_DELAY`` after the first, or a full
+queue), one transaction per batch, so a request never waits for the log.
 
 When the queue is full the oldest waiting entry is dropped and counted (``dropped``); a
 batch the store refuses is logged and counted too. Pruning (per log, by count and age)
@@ -15,23 +16,26 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
+from typing import NamedTuple
 
 from pollable.store.base import RequestEntry, Store
 
 log = logging.getLogger("pollable.journal")
 
-#: How long the writer lets entries gather before it writes them.
-BATCH_DELAY = 0.05
-BATCH_SIZE = 500
+#: The writer writes a batch once this many entries wait, or this long after the first of
+#: them arrived: rare, large batches, because each one costs the event loop a few hand-overs
+#: of the GIL with the store's thread, whatever its size.
+BATCH_SIZE = 1000
+BATCH_DELAY = 0.25
 PRUNE_EVERY = 1.0
 
 
-@dataclass(frozen=True)
-class Pending:
-    """An entry on its way to the store. ``key`` is ``(api, key hash)`` of a bearer key the
-    request was not authenticated with (a wrong path, a key of another API): the writer
-    looks its tenant up, so the tenant sees the request in its own log."""
+class Pending(NamedTuple):
+    """An entry on its way to the store (a tuple: one is made per request). ``key`` is
+    ``(api, key hash)`` of a bearer key the request was not authenticated with (a wrong
+    path, a key of another API): the writer looks its tenant up, so the tenant sees the
+    request in its own log."""
 
     entry: RequestEntry
     key: tuple[str, str] | None = None
@@ -59,6 +63,8 @@ class Journal:
         self.dropped = 0
         self._queue: collections.deque[Pending] = collections.deque(maxlen=queue_size)
         self._wake = asyncio.Event()
+        #: Set when the writer should not wait: a full batch waits, or the server stops.
+        self._now = asyncio.Event()
         self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -79,6 +85,8 @@ class Journal:
         self._queue.append(pending)
         if not self._wake.is_set():
             self._wake.set()
+        if len(self._queue) >= BATCH_SIZE or len(self._queue) == self._queue.maxlen:
+            self._now.set()
 
     def start(self) -> None:
         if self.enabled and self._task is None:
@@ -87,6 +95,7 @@ class Journal:
     async def close(self) -> None:
         """Stop the writer and write whatever is still queued."""
         self._closing.set()
+        self._now.set()
         self._wake.set()
         if self._task is not None:
             await self._task
@@ -103,9 +112,10 @@ class Journal:
             self._wake.clear()
             # Let a batch gather, unless the server is stopping (``close`` writes the rest).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closing.wait(), BATCH_DELAY)
+                await asyncio.wait_for(self._now.wait(), BATCH_DELAY)
             if self._closing.is_set():
                 return
+            self._now.clear()
             await self._drain(prune=time.monotonic() - self._pruned_at >= PRUNE_EVERY)
 
     async def _drain(self, *, prune: bool) -> None:

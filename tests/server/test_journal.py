@@ -63,7 +63,7 @@ async def test_entries_are_written_by_the_background_writer(monkeypatch) -> None
 async def test_flush_writes_everything_queued_and_close_flushes(monkeypatch) -> None:
     monkeypatch.setattr(journal_module, "BATCH_DELAY", 3600.0)  # the writer never gets to it
     store = MemoryStore()
-    log = journal(store, max_entries=10_000)
+    log = journal(store, max_entries=10_000, queue_size=2 * journal_module.BATCH_SIZE)
     log.start()
     log.record(entry("t", T0))
     await asyncio.sleep(0.01)
@@ -131,3 +131,49 @@ async def test_a_journal_that_is_off_keeps_nothing() -> None:
     log.record(entry("t", T0))
     await log.close()
     assert (log.queued, await store.count_requests("t")) == (0, 0)
+
+
+async def wait_for_count(store: Any, tenant: str, count: int) -> int:
+    for _ in range(200):
+        if await store.count_requests(tenant) >= count:
+            break
+        await asyncio.sleep(0.01)
+    return int(await store.count_requests(tenant))
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_delay(monkeypatch) -> None:
+    monkeypatch.setattr(journal_module, "BATCH_DELAY", 3600.0)
+    monkeypatch.setattr(journal_module, "BATCH_SIZE", 10)
+    store = MemoryStore()
+    log = journal(store)
+    log.start()
+    for i in range(9):
+        log.record(entry("t", T0 + i))
+    await asyncio.sleep(0.05)
+    assert await store.count_requests("t") == 0  # fewer than a batch: they wait
+    log.record(entry("t", T0 + 9))
+    assert await wait_for_count(store, "t", 10) == 10
+    assert log.queued == 0
+    await log.close()
+
+
+async def test_a_full_queue_is_written_without_waiting_for_the_delay(monkeypatch) -> None:
+    monkeypatch.setattr(journal_module, "BATCH_DELAY", 3600.0)
+    store = MemoryStore()
+    log = journal(store, queue_size=5)  # smaller than a batch
+    log.start()
+    for i in range(5):
+        log.record(entry("t", T0 + i))
+    assert await wait_for_count(store, "t", 5) == 5
+    assert log.dropped == 0
+    await log.close()
+
+
+async def test_a_partial_batch_is_written_after_the_delay(monkeypatch) -> None:
+    monkeypatch.setattr(journal_module, "BATCH_DELAY", 0.05)
+    store = MemoryStore()
+    log = journal(store)
+    log.start()
+    log.record(entry("t", T0))
+    assert await wait_for_count(store, "t", 1) == 1
+    await log.close()

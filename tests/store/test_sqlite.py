@@ -810,3 +810,45 @@ def test_sqlite_a_store_from_before_the_count_counts_on_open(tmp_path):
             await store.close()
 
     asyncio.run(check())
+
+
+def test_sqlite_log_appends_wait_for_the_write_lock_off_the_event_loop(tmp_path):
+    """The request log writes on a thread of its own: while another connection (another
+    process, a long write) holds the write lock, the loop keeps running and the batch
+    waits, then lands whole; pruning too."""
+    from tests.store.test_store import log_entry
+
+    path = tmp_path / "log.db"
+
+    async def main() -> None:
+        store = await opened(path)
+        try:
+            tenant = await store.create_tenant("t", organization_id="org", credits=1.0)
+            holder = sqlite3.connect(path, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")
+            entries = [log_entry(tenant.id, T0 + i) for i in range(50)]
+            append = asyncio.ensure_future(store.append_requests(entries))
+            ticks, started = 0, time.monotonic()
+            while time.monotonic() - started < 0.3:
+                before = time.monotonic()
+                await asyncio.sleep(0.01)
+                assert time.monotonic() - before < 0.2  # the loop was never held up
+                ticks += 1
+            assert not append.done() and ticks >= 10
+            holder.execute("COMMIT")
+            holder.close()
+            await append
+            assert await store.count_requests(tenant.id) == 50
+            many = [log_entry(tenant.id, T0 + 100 + i) for i in range(2000)]  # several INSERTs
+            await store.append_requests(many)
+            assert await store.count_requests(tenant.id) == 2050
+            await store.delete_requests(tenant.id)
+            await store.append_requests(entries)
+            assert await store.prune_requests(keep=10, older_than=0.0) == 40
+            assert [e.id for e in await store.list_requests(tenant.id, limit=100)] == [
+                e.id for e in reversed(entries[-10:])
+            ]
+        finally:
+            await store.close()
+
+    asyncio.run(main())
