@@ -49,6 +49,8 @@ class _Bounded(asyncio.Protocol):
     server_state: ServerState
     #: uvicorn's request-response cycle (each parser has its own class of it).
     cycle: Any
+    #: The ASGI app uvicorn runs for each request.
+    app: Any
 
     def __init__(self, *args: Any, max_header_bytes: int, header_timeout: float, **kwargs: Any):
         super().__init__(*args, **kwargs)

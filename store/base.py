@@ -325,8 +325,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def reset_tenant(self, tenant_id: str) -> None:
         """Forget everything the tenant did (jobs and their items, idempotency keys,
-        ``skip_existing`` history, sequence numbers, clocks, request log, fault rules) and restore its
-        initial credits; keep the tenant and its keys (unbound from the clocks that are
+        ``skip_existing`` history, sequence numbers, clocks, request log, fault rules) and
+        restore its initial credits; keep the tenant and its keys (unbound from the clocks that are
         gone). Raises ``NotFound``."""
 
     @abc.abstractmethod

@@ -276,9 +276,7 @@ class SQLiteStore(Store):
             ", id TEXT NOT NULL, spec TEXT NOT NULL, created_at REAL NOT NULL"
             ", matched INTEGER NOT NULL DEFAULT 0)"
         )
-        db.execute(
-            "CREATE UNIQUE INDEX IF NOT EXISTS idx_faults_tenant ON faults (tenant_id, id)"
-        )
+        db.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_faults_tenant ON faults (tenant_id, id)")
         # The request log: tenant_id '' is the log of requests no tenant was found for.
         db.table("requests").create(
             {column: kind for column, kind in log_rows.COLUMNS},
@@ -599,9 +597,11 @@ class SQLiteStore(Store):
 
     async def delete_fault(self, tenant_id: str, fault_id: str) -> None:
         deleted = await self._write(
-            lambda db: db.execute(
-                "DELETE FROM faults WHERE tenant_id = ? AND id = ?", (tenant_id, fault_id)
-            ).rowcount
+            lambda db: (
+                db.execute(
+                    "DELETE FROM faults WHERE tenant_id = ? AND id = ?", (tenant_id, fault_id)
+                ).rowcount
+            )
         )
         if not deleted:
             raise NotFound("fault rule not found")
