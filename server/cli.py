@@ -341,6 +341,18 @@ def worker_app() -> Any:
     "e.g. fixed keys for CI on memory://; what it seeded is printed. No demo tenant is "
     "created then.",
 )
+@click.option(
+    "--rate-limit",
+    type=float,
+    metavar="PER_SECOND",
+    help="Requests a second each tenant may make of the job APIs, per server process; more "
+    "are answered 429 with Retry-After. 0: no limit. [default: 100]",
+)
+@click.option(
+    "--rate-burst",
+    type=int,
+    help="Requests a tenant may make at once before the rate limit applies. [default: 500]",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -354,6 +366,8 @@ def serve(
     admin_token: str | None,
     log_level: str | None,
     fixtures: str | None,
+    rate_limit: float | None,
+    rate_burst: int | None,
 ) -> None:
     """Serve every registered API's contract with uvicorn.
 
@@ -366,6 +380,7 @@ def serve(
         seed=seed_value, max_body_bytes=max_body_bytes, validate_responses=validate_responses,
         jwt_secret=jwt_secret, admin_token=admin_token,
         log_level=log_level.lower() if log_level else None, fixtures=fixtures,
+        rate_limit=rate_limit, rate_burst=rate_burst,
     )  # fmt: skip
     log_level = settings.log_level.lower()
     if log_level not in LOG_LEVELS:
