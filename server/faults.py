@@ -167,10 +167,10 @@ class RateLimiter:
         now = self.clock()
         tokens, then = self._buckets.get(tenant_id, (float(self.burst), now))
         tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        if tokens >= 1.0:
+        if tokens >= 1.0 - 1e-9:  # a token refilled in float arithmetic may fall just short
             if len(self._buckets) >= self.MAX_BUCKETS and tenant_id not in self._buckets:
                 self._prune(now)
-            self._buckets[tenant_id] = (tokens - 1.0, now)
+            self._buckets[tenant_id] = (max(0.0, tokens - 1.0), now)
             return 0.0
         self._buckets[tenant_id] = (tokens, now)
         return (1.0 - tokens) / self.rate

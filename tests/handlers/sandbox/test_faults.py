@@ -307,3 +307,21 @@ def test_the_rate_limit_is_per_tenant(limited: Api) -> None:
     assert limited.client.get(FAULTS, headers=acme.crosmos).status_code == 200
     time.sleep(int(headers["retry-after-ms"]) / 1000)
     assert limited.client.get("/v2/jobs", headers=acme.captain).status_code == 200
+
+
+def test_the_contract_names_every_job_apis_operations() -> None:
+    """The document lists the job APIs and their operations; it must follow the registry."""
+    from pollable.handlers.registry import APIS, JOB_APIS
+    from pollable.server import contract
+
+    schema = contract.load(APIS["sandbox"]).document["components"]["schemas"]["FaultCreate"]
+    assert schema["properties"]["api"]["enum"] == [api.name for api in JOB_APIS]
+    every = sorted(op for api in JOB_APIS for op in api.handlers)
+    assert schema["properties"]["operation"]["enum"] == every
+    per_api = {
+        branch["if"]["properties"]["api"]["const"]: branch["then"]["properties"]["operation"][
+            "enum"
+        ]
+        for branch in schema["allOf"]
+    }
+    assert per_api == {api.name: sorted(api.handlers) for api in JOB_APIS}
