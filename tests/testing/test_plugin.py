@@ -332,3 +332,11 @@ def test_a_fault_rule_for_the_tests_tenant(pytester: pytest.Pytester) -> None:
         """
     )
     pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_the_readme_fault_example_passes(pytester: pytest.Pytester) -> None:
+    """The Python block of the README's "Faults and rate limits", as a user's test."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Faults and rate limits", 1)[1]
+    pytester.makepyfile(section.split("```python\n", 1)[1].split("```", 1)[0])
+    pytester.runpytest().assert_outcomes(passed=1)
