@@ -46,6 +46,7 @@ from .auth import (
 from .dispatch import Dispatcher, bind
 from .docs import docs_app
 from .errors import error_handler
+from .faults import FaultGate
 from .journal import Journal
 from .recording import RecordingMiddleware
 from .routing import AnchoredRoutingMiddleware
@@ -114,6 +115,7 @@ def create_app(
         fallback=docs_app(contracts),
         max_body_bytes=settings.max_body_bytes,
         validate_responses=settings.validate_responses,
+        faults=FaultGate(rate_limit=settings.rate_limit, rate_burst=settings.rate_burst),
     )
     fixture = load_fixture(settings.fixtures, by_name(apis)) if settings.fixtures else None
     by_prefix = sorted(apis, key=lambda api: len(api.path_prefix), reverse=True)

@@ -24,7 +24,7 @@ from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.base import SchemaTooNew, Store, Tenant
 
-from . import remote, remote_report
+from . import remote, remote_faults, remote_report
 from . import seed as seeding
 from .address import AddressUnavailable, check_free
 from .auth import ensure_admin_token, jwt_secret, new_jwt
@@ -348,6 +348,18 @@ def worker_app() -> Any:
     help="Per tenant: the most jobs, job items (files, sources), test clocks and named "
     "counters it may store; a create past it is refused (403). [default: 5,000,000]",
 )
+@click.option(
+    "--rate-limit",
+    type=float,
+    metavar="PER_SECOND",
+    help="Requests a second each tenant may make of the job APIs, per server process; more "
+    "are answered 429 with Retry-After. 0: no limit. [default: 100]",
+)
+@click.option(
+    "--rate-burst",
+    type=int,
+    help="Requests a tenant may make at once before the rate limit applies. [default: 500]",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -362,6 +374,8 @@ def serve(
     log_level: str | None,
     fixtures: str | None,
     max_stored_items: int | None,
+    rate_limit: float | None,
+    rate_burst: int | None,
 ) -> None:
     """Serve every registered API's contract with uvicorn.
 
@@ -375,6 +389,7 @@ def serve(
         jwt_secret=jwt_secret, admin_token=admin_token,
         log_level=log_level.lower() if log_level else None, fixtures=fixtures,
         max_stored_items=max_stored_items,
+        rate_limit=rate_limit, rate_burst=rate_burst,
     )  # fmt: skip
     log_level = settings.log_level.lower()
     if log_level not in LOG_LEVELS:
@@ -709,3 +724,4 @@ def jobs_show(
 
 remote.attach(cli)  # tenants, keys, clocks, requests, reset on a running server
 cli.add_command(remote_report.report)  # report polling, on a running server
+cli.add_command(remote_faults.faults)

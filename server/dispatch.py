@@ -8,6 +8,7 @@ error shapes, response validation) exists once.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pollable.lifecycle.errors import PollableError
 from .auth import NOT_AUTHENTICATED, Unauthorized, check_organization
 from .contract import Contract, ContractError
 from .errors import INTERNAL_ERROR, PayloadTooLarge, encode, in_shape, reply_for
+from .faults import CLOSE_EXTENSION, FAULT_STATUSES, NO_FAULT, Close, FaultGate
 from .headers import field_value, first_values
 from .operation import Operation, RequestInvalid, ResponseInvalid, compile_operations
 from .recording import TRACE
@@ -65,7 +67,15 @@ def required_statuses(api: ApiDescriptor, operation: Operation) -> set[int]:
         statuses.add(422)
     if operation.body is not None:
         statuses.add(413)
+    if is_job_api(api):
+        # Fault rules, a request's ``Prefer: fault=...`` and the rate limit (server.faults).
+        statuses.update(FAULT_STATUSES)
     return statuses
+
+
+def is_job_api(api: ApiDescriptor) -> bool:
+    """An API whose requests fault rules and the rate limit apply to: one issuing keys."""
+    return api.keys is not None
 
 
 def bind(contracts: Sequence[Contract]) -> dict[str, Bound]:
@@ -101,16 +111,30 @@ async def respond(
     request: Request,
     *,
     validate_responses: bool,
+    faults: FaultGate | None = None,
 ) -> Reply:
     """The reply to ``request`` for ``target``'s operation, called by ``principal``, in
-    the error shape of its API."""
+    the error shape of its API. With ``faults``, a job API's request first meets its
+    tenant's rate limit and faults (``server.faults``): a faulted request never reaches
+    its handler; one to be closed unanswered raises ``Close``."""
     operation, shape = target.operation, target.api.error_shape
     try:
-        call = await _read(target, principal, services, request)
-        reply = await target.handler(call)
+        verdict = NO_FAULT
+        if faults is not None and principal is not None and is_job_api(target.api):
+            verdict = await faults.check(
+                services.store, principal.tenant_id, target.api.name,
+                operation.operation_id, request.path_params, request.headers,
+            )  # fmt: skip
+        if verdict.reply is not None:
+            reply = verdict.reply
+        else:
+            call = await _read(target, principal, services, request)
+            reply = await target.handler(call)
+            if verdict.applied is not None:
+                reply = _applied(reply, verdict.applied)
     except (PollableError, RequestInvalid, PayloadTooLarge, Unauthorized) as exc:
         reply = reply_for(exc)
-    except ClientDisconnected:
+    except (ClientDisconnected, Close):
         raise
     except Exception:
         log.exception("handler of %s failed", operation.operation_id)
@@ -123,6 +147,13 @@ async def respond(
             log.exception("refusing to send a response that breaks the contract")
             return in_shape(INTERNAL_ERROR, shape)
     return reply
+
+
+def _applied(reply: Reply, preference: str) -> Reply:
+    """``reply`` announcing one more applied preference (RFC 7240: a comma-separated list)."""
+    earlier = reply.headers.get("Preference-Applied")
+    applied = preference if earlier is None else f"{earlier}, {preference}"
+    return dataclasses.replace(reply, headers={**reply.headers, "Preference-Applied": applied})
 
 
 async def _read(
@@ -165,11 +196,13 @@ class Dispatcher:
         fallback: ASGIApp,
         max_body_bytes: int,
         validate_responses: bool,
+        faults: FaultGate | None = None,
     ) -> None:
         self.bound = bound
         self.fallback = fallback
         self.max_body_bytes = max_body_bytes
         self.validate_responses = validate_responses
+        self.faults = faults
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         extensions = scope.get("extensions") or {}
@@ -193,9 +226,22 @@ class Dispatcher:
                 scope["state"]["services"],
                 request,
                 validate_responses=self.validate_responses,
+                faults=self.faults,
             )
         except ClientDisconnected:
             return  # nobody to answer, and nothing was done
+        except Close:
+            close = extensions.get(CLOSE_EXTENSION)
+            if close is not None:
+                close()  # nothing is answered, and nothing was done
+                return
+            # A server without pollable's protocol cannot close unanswered: a 503 that
+            # closes the connection is the nearest thing in the contract.
+            reply = in_shape(
+                Reply(503, {"detail": "Service Unavailable (a sandbox fault: closing)"},
+                      {"Retry-After": "1", "Connection": "close"}),
+                target.api.error_shape,
+            )  # fmt: skip
         trace = scope.get(TRACE)
         if trace is not None:
             trace.dispatched(target.api, operation_id, principal, request.path_params, reply)

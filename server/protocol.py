@@ -11,7 +11,10 @@ answered in text/plain. Here, over either parser:
   same bound itself, as ``h11_max_incomplete_event_size``);
 - a head not complete ``header_timeout`` seconds after its first byte (or after the
   connection opened) has its connection closed;
-- every refusal is JSON ``{"detail": "..."}``, the contracts' (FastAPI's) error shape.
+- every refusal is JSON ``{"detail": "..."}``, the contracts' (FastAPI's) error shape;
+- each request's scope carries ``CLOSE_EXTENSION``, a callable that closes its connection
+  with no answer (a sandbox fault, ``server/faults.py``): the app then returns without
+  sending anything, and uvicorn, seeing the client gone, sends no 500 of its own.
 
 The limits are Settings (``POLLABLE_MAX_HEADER_BYTES``, ``POLLABLE_HEADER_TIMEOUT``,
 ``POLLABLE_KEEP_ALIVE_TIMEOUT``); ``uvicorn_options`` turns them into uvicorn's options.
@@ -31,6 +34,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
+from .faults import CLOSE_EXTENSION
 from .settings import Settings
 
 HEADERS_TOO_LARGE = http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE
@@ -45,6 +49,8 @@ class _Bounded(asyncio.Protocol):
     server_state: ServerState
     #: uvicorn's request-response cycle (each parser has its own class of it).
     cycle: Any
+    #: The ASGI app uvicorn runs for each request.
+    app: Any
 
     def __init__(self, *args: Any, max_header_bytes: int, header_timeout: float, **kwargs: Any):
         super().__init__(*args, **kwargs)
@@ -52,6 +58,16 @@ class _Bounded(asyncio.Protocol):
         self.header_timeout = header_timeout
         self._head_bytes = 0
         self._head_deadline: asyncio.TimerHandle | None = None
+        app = self.app
+
+        async def app_that_can_close(scope: Any, receive: Any, send: Any) -> None:
+            # ``send`` is the bound ``send`` of the request's own cycle (the cycle that runs
+            # the app, which need not be ``self.cycle`` when requests are pipelined).
+            cycle = getattr(send, "__self__", None)
+            scope.setdefault("extensions", {})[CLOSE_EXTENSION] = partial(self._drop, cycle)
+            await app(scope, receive, send)
+
+        self.app = app_that_can_close
 
     def _reading_head(self) -> bool:
         raise NotImplementedError
@@ -105,6 +121,14 @@ class _Bounded(asyncio.Protocol):
                 b"connection: close",
             ]
             self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
+        self.transport.close()
+        self._disarm()
+
+    def _drop(self, cycle: Any) -> None:
+        """Close the connection without answering the request of ``cycle``."""
+        if cycle is not None:
+            cycle.disconnected = True  # uvicorn then sends nothing, and logs nothing
+            cycle.keep_alive = False
         self.transport.close()
         self._disarm()
 

@@ -10,6 +10,8 @@ A fixture is a YAML (or JSON) document::
         keys:
           - {api: crosmos, key: csk_fixture_acme_0001}   # a fixed key, for reproducible CI
           - {api: captain, env: prod}                    # no key: one is generated and printed
+        faults:                         # optional: fault rules, as POST /sandbox/v1/faults takes
+          - {api: captain, action: {status: 429, retry_after: 1}, trigger: {every: 5}}
     jobs:
       - name: done                      # fixture-local, unique; names the job in the output
         tenant: acme                    # listed above, or already in the store
@@ -24,7 +26,9 @@ Every job goes through ``server.dispatch.respond``, the function every HTTP requ
 through, minus the socket: ``params`` and ``body`` become the request's path, query,
 headers and body and are checked against the operation's contract (a fixture that breaks
 it is refused, naming the job), the handler runs as the tenant with a clock that reads
-``created``, and the job id comes from its reply. An API with an organization header
+``created``, and the job id comes from its reply. Fault rules are created the same way,
+through the control plane's ``create_fault``, after every job (fixture jobs are never
+faulted). An API with an organization header
 (Captain's ``X-Organization-ID``) gets the tenant's own unless ``params`` names one.
 
 Fixed keys are stored hashed, like generated ones, and must carry one of their API's
@@ -63,6 +67,8 @@ from .provision import ensure_tenant
 from .settings import Settings
 
 PREFER_KEY = "prefer"
+#: The control plane's operation that creates a fault rule.
+CREATE_FAULT = "create_fault"
 
 
 class SeedError(Exception):
@@ -105,8 +111,11 @@ def parse_instant(value: object, now: float) -> float:
 
 
 def reply_detail(reply: Reply) -> str:
-    """A reply's error detail on one line (FastAPI's string, or its list of items)."""
+    """A reply's error detail on one line (FastAPI's string, or its list of items; a
+    problem's ``errors``)."""
     detail = reply.body.get("detail") if isinstance(reply.body, dict) else reply.body
+    if isinstance(reply.body, dict) and isinstance(reply.body.get("errors"), list):
+        detail = reply.body["errors"]
     if isinstance(detail, list):
         parts = []
         for item in detail:
@@ -253,6 +262,8 @@ class TenantSpec:
     credits: float | None = None
     #: A fixed organization UUID (Captain's X-Organization-ID), for reproducible CI.
     organization_id: str | None = None
+    #: Fault rules, each a body of the control plane's ``create_fault``.
+    faults: tuple[Mapping[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -334,8 +345,12 @@ def _named(value: Any, kind: str, where: str) -> str:
 
 def _tenant(value: Any, where: str, apis: Mapping[str, ApiDescriptor]) -> TenantSpec:
     where = _named(value, "tenant", where)
-    allowed = {"name", "keys", "default_scenario", "credits", "organization_id"}
+    allowed = {"name", "keys", "default_scenario", "credits", "organization_id", "faults"}
     data = _entry(value, where, allowed, ["name"])
+    faults = _list(data.get("faults"), where)
+    for i, rule in enumerate(faults):
+        if not isinstance(rule, dict):
+            raise SeedError(f"{where}, fault {i + 1}: expected a mapping (a fault rule)")
     entries = _list(data.get("keys"), where)
     keys = tuple(_key(k, f"{where}, key {i + 1}", apis) for i, k in enumerate(entries))
     credits = data.get("credits")
@@ -349,7 +364,7 @@ def _tenant(value: Any, where: str, apis: Mapping[str, ApiDescriptor]) -> Tenant
             raise SeedError(f"{where}: organization_id must be a UUID") from None
     return TenantSpec(
         str(data["name"]), keys, _scenario(data.get("default_scenario"), where),
-        None if credits is None else float(credits), organization,
+        None if credits is None else float(credits), organization, tuple(faults),
     )  # fmt: skip
 
 
@@ -434,13 +449,18 @@ class Seeded:
     jobs: dict[str, str] = field(default_factory=dict)
     #: The tenant of each job, by name.
     job_tenants: dict[str, str] = field(default_factory=dict)
+    #: The ids of each tenant's fault rules, by tenant name.
+    faults: dict[str, list[str]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        shown = {
             "tenants": {name: tenant.organization_id for name, tenant in self.tenants.items()},
             "keys": [{"tenant": t, "api": api, "key": key} for t, api, key in self.keys],
             "jobs": dict(self.jobs),
         }
+        if self.faults:
+            shown["faults"] = {name: list(ids) for name, ids in self.faults.items()}
+        return shown
 
 
 async def _add_key(store: Store, tenant: Tenant, spec: KeySpec) -> str:
@@ -493,6 +513,16 @@ async def seed(
         seeded.job_tenants[job.name] = job.tenant
         if on_job is not None:
             on_job(job.name)
+    for spec in fixture.tenants:
+        for i, rule in enumerate(spec.faults):
+            where = f"tenant {spec.name!r}, fault {i + 1}"
+            reply = await operations.call(
+                CREATE_FAULT, seeded.tenants[spec.name], services_at(store, settings, now),
+                body=dict(rule),
+            )  # fmt: skip
+            if reply.status != 201:
+                raise SeedError(f"{where} was refused with {reply.status}: {reply_detail(reply)}")
+            seeded.faults.setdefault(spec.name, []).append(reply.body["id"])
     return seeded
 
 

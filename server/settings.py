@@ -75,9 +75,13 @@ class Settings:
     log_body_bytes: int = 64 * 1024
     #: Entries waiting for the log's writer; when full, the oldest is dropped and counted.
     log_queue_size: int = 10_000
+    #: Requests a second each tenant may make of the job APIs, in each process (a token
+    #: bucket: up to ``rate_burst`` at once); more are answered 429. 0: no limit.
+    rate_limit: float = 100.0
+    rate_burst: int = 500
 
     def __post_init__(self) -> None:
-        for name in ("time_scale", "tenant_credits", "credit_rate"):
+        for name in ("time_scale", "tenant_credits", "credit_rate", "rate_limit"):
             value = getattr(self, name)
             # nan passes every comparison below, and a plan scaled by it has no times.
             if not math.isfinite(value):
@@ -93,6 +97,8 @@ class Settings:
                 raise SettingsError(f"{name} must be a positive number of seconds")
         if self.max_stored_items < 1:
             raise SettingsError("max_stored_items must be positive")
+        if self.rate_burst < 1:
+            raise SettingsError("rate_burst must be at least 1")
         if self.workers < 1:
             raise SettingsError("workers must be at least 1")
         for name in ("log_max_entries", "log_max_age_seconds", "log_body_bytes", "log_queue_size"):

@@ -80,6 +80,24 @@ class ClockWouldGoBack(Conflict):
         self.clock = clock
 
 
+def new_fault_id() -> str:
+    return "flt_" + secrets.token_hex(8)
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """A fault rule of a tenant: which of its requests to fault and how (``spec``, the rule
+    as the control plane accepted it, JSON), and how many requests it has matched so far,
+    counted in the store so that every process agrees."""
+
+    id: str
+    tenant_id: str
+    spec: Mapping[str, Any]
+    #: POSIX seconds.
+    created_at: float = 0.0
+    matched: int = 0
+
+
 @dataclass(frozen=True)
 class Idempotency:
     """An ``Idempotency-Key`` and a fingerprint of the request body it was first used with."""
@@ -344,9 +362,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def reset_tenant(self, tenant_id: str) -> None:
         """Forget everything the tenant did (jobs and their items, idempotency keys,
-        ``skip_existing`` history, sequence numbers, clocks, request log) and restore its
-        initial credits; keep the tenant and its keys (unbound from the clocks that are
-        gone), its ``stored`` back to the number of its keys. Raises ``NotFound``."""
+        ``skip_existing`` history, sequence numbers, clocks, request log, fault rules) and
+        restore its initial credits; keep the tenant and its keys (unbound from the clocks
+        that are gone), its ``stored`` back to the number of its keys. Raises ``NotFound``."""
 
     @abc.abstractmethod
     async def add_key(
@@ -425,6 +443,36 @@ class Store(abc.ABC):
         """Delete the clock and, atomically, its jobs (their items and idempotency keys too),
         taking them all off the tenant's ``stored``; keys bound to it are unbound. Raises
         ``NotFound``."""
+
+    # -- fault rules --------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def create_fault(
+        self, tenant_id: str, spec: Mapping[str, Any], *, limit: int, created_at: float = 0.0
+    ) -> FaultRule:
+        """A new fault rule of the tenant (``matched`` 0). Raises ``NotFound`` for an unknown
+        tenant, and ``Conflict``, storing nothing, when the tenant has ``limit`` rules
+        already (checked atomically with the insert)."""
+
+    @abc.abstractmethod
+    async def list_faults(self, tenant_id: str) -> list[FaultRule]:
+        """The tenant's fault rules, oldest first (the order they were created in); none for
+        an unknown tenant. Called on every request of a job API: one indexed read."""
+
+    @abc.abstractmethod
+    async def get_fault(self, tenant_id: str, fault_id: str) -> FaultRule:
+        """The tenant's fault rule. Raises ``NotFound`` (another tenant's too)."""
+
+    @abc.abstractmethod
+    async def delete_fault(self, tenant_id: str, fault_id: str) -> None:
+        """Delete the tenant's fault rule. Raises ``NotFound``."""
+
+    @abc.abstractmethod
+    async def match_fault(self, tenant_id: str, fault_id: str) -> int:
+        """Count one more request matched by the rule, atomically (of any number of
+        concurrent calls from any number of processes, each gets its own number), and
+        return the new count (1 for the first). Raises ``NotFound`` for a rule deleted
+        meanwhile."""
 
     # -- jobs ---------------------------------------------------------------------------
 

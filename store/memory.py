@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import math
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from pollable.lifecycle.engine import applies, completes_at, status_from
 from pollable.lifecycle.errors import Conflict, NotFound
@@ -16,6 +17,7 @@ from .base import (
     EVERY_REQUEST,
     Clock,
     ClockWouldGoBack,
+    FaultRule,
     Idempotency,
     IdempotencyMismatch,
     InsufficientCredits,
@@ -32,6 +34,7 @@ from .base import (
     job_size,
     milestones,
     new_clock_id,
+    new_fault_id,
     new_key_id,
 )
 
@@ -63,6 +66,8 @@ class _State:
     clocks: dict[tuple[str, str], Clock] = field(default_factory=dict)
     #: Each log's entries by id (tenant id, or None for the admin's log).
     requests: dict[str | None, dict[str, RequestEntry]] = field(default_factory=dict)
+    #: Each tenant's fault rules by id, in the order they were created.
+    faults: dict[str, dict[str, FaultRule]] = field(default_factory=dict)
 
 
 def _completions(plan: Plan, items: Sequence[Item]) -> dict[str, float]:
@@ -147,6 +152,7 @@ class MemoryStore(Store):
         self._s.requests.pop(tenant_id, None)
         keys = sum(1 for k in self._s.key_records.values() if k.tenant_id == tenant_id)
         self._s.tenants[tenant_id] = replace(tenant, credits=tenant.initial_credits, stored=keys)
+        self._s.faults.pop(tenant_id, None)
 
     async def add_key(
         self,
@@ -199,6 +205,38 @@ class MemoryStore(Store):
         if fingerprint != idempotency.fingerprint:
             raise IdempotencyMismatch("idempotency key reused with a different body")
         return await self.get_job(tenant_id, job_id)
+
+    # -- fault rules --------------------------------------------------------------------
+
+    async def create_fault(
+        self, tenant_id: str, spec: Mapping[str, Any], *, limit: int, created_at: float = 0.0
+    ) -> FaultRule:
+        await self.get_tenant(tenant_id)
+        rules = self._s.faults.setdefault(tenant_id, {})
+        if len(rules) >= limit:
+            raise Conflict(f"a tenant has at most {limit} fault rules")
+        rule = FaultRule(new_fault_id(), tenant_id, dict(spec), created_at)
+        rules[rule.id] = rule
+        return rule
+
+    async def list_faults(self, tenant_id: str) -> list[FaultRule]:
+        return list(self._s.faults.get(tenant_id, {}).values())
+
+    async def get_fault(self, tenant_id: str, fault_id: str) -> FaultRule:
+        try:
+            return self._s.faults[tenant_id][fault_id]
+        except KeyError:
+            raise NotFound("fault rule not found") from None
+
+    async def delete_fault(self, tenant_id: str, fault_id: str) -> None:
+        await self.get_fault(tenant_id, fault_id)
+        del self._s.faults[tenant_id][fault_id]
+
+    async def match_fault(self, tenant_id: str, fault_id: str) -> int:
+        rule = await self.get_fault(tenant_id, fault_id)
+        rule = replace(rule, matched=rule.matched + 1)
+        self._s.faults[tenant_id][fault_id] = rule
+        return rule.matched
 
     # -- test clocks ----------------------------------------------------------------------
 

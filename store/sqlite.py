@@ -14,7 +14,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -45,6 +45,7 @@ from .base import (
     STATUS_SQL,
     Clock,
     ClockWouldGoBack,
+    FaultRule,
     Idempotency,
     IdempotencyMismatch,
     InsufficientCredits,
@@ -55,14 +56,15 @@ from .base import (
     RequestCursor,
     RequestEntry,
     RequestFilter,
-    StorageFull,
     SchemaTooNew,
+    StorageFull,
     Store,
     StoreNotFound,
     Tenant,
     job_size,
     milestones,
     new_clock_id,
+    new_fault_id,
     new_key_id,
 )
 
@@ -310,6 +312,14 @@ class SQLiteStore(Store):
             "WHERE stored IS NULL"
         )
         db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
+        # Fault rules: ``seq`` keeps the order they were created in; ``matched`` counts the
+        # requests each matched, incremented by one guarded UPDATE.
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS faults (seq INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL"
+            ", id TEXT NOT NULL, spec TEXT NOT NULL, created_at REAL NOT NULL"
+            ", matched INTEGER NOT NULL DEFAULT 0)"
+        )
+        db.execute("CREATE UNIQUE INDEX IF NOT EXISTS idx_faults_tenant ON faults (tenant_id, id)")
         # The request log: tenant_id '' is the log of requests no tenant was found for.
         db.table("requests").create(
             {column: kind for column, kind in log_rows.COLUMNS},
@@ -492,7 +502,7 @@ class SQLiteStore(Store):
         return await self.get_tenant(tenant_id)
 
     #: What a reset forgets, table by table (every one is keyed by tenant_id).
-    _TENANT_HISTORY = ("items", "jobs", "idempotency", "sequences", "requests")
+    _TENANT_HISTORY = ("items", "jobs", "idempotency", "sequences", "requests", "faults")
 
     def _forget(self, db: sqlite3.Connection, tenant_id: str) -> None:
         if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
@@ -591,6 +601,74 @@ class SQLiteStore(Store):
         if row is None:
             raise NotFound("key not found")
         return self._key(row)
+
+    # -- fault rules --------------------------------------------------------------------
+
+    _FAULT_COLUMNS = "id, tenant_id, spec, created_at, matched"
+
+    @staticmethod
+    def _fault(row: tuple[Any, ...]) -> FaultRule:
+        return FaultRule(row[0], row[1], orjson.loads(row[2]), row[3], row[4])
+
+    async def create_fault(
+        self, tenant_id: str, spec: Mapping[str, Any], *, limit: int, created_at: float = 0.0
+    ) -> FaultRule:
+        rule = FaultRule(new_fault_id(), tenant_id, dict(spec), created_at)
+
+        def insert(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is None:
+                raise NotFound("tenant not found")
+            (count,) = db.execute(
+                "SELECT count(*) FROM faults WHERE tenant_id = ?", (tenant_id,)
+            ).fetchone()
+            if count >= limit:
+                raise Conflict(f"a tenant has at most {limit} fault rules")
+            db.execute(
+                "INSERT INTO faults (id, tenant_id, spec, created_at) VALUES (?, ?, ?, ?)",
+                (rule.id, tenant_id, orjson.dumps(rule.spec).decode(), created_at),
+            )
+
+        await self._write(insert)
+        return rule
+
+    async def list_faults(self, tenant_id: str) -> list[FaultRule]:
+        rows = self._db.execute(
+            f"SELECT {self._FAULT_COLUMNS} FROM faults WHERE tenant_id = ? ORDER BY seq",
+            (tenant_id,),
+        ).fetchall()
+        return [self._fault(row) for row in rows]
+
+    async def get_fault(self, tenant_id: str, fault_id: str) -> FaultRule:
+        row = self._db.execute(
+            f"SELECT {self._FAULT_COLUMNS} FROM faults WHERE tenant_id = ? AND id = ?",
+            (tenant_id, fault_id),
+        ).fetchone()
+        if row is None:
+            raise NotFound("fault rule not found")
+        return self._fault(row)
+
+    async def delete_fault(self, tenant_id: str, fault_id: str) -> None:
+        deleted = await self._write(
+            lambda db: (
+                db.execute(
+                    "DELETE FROM faults WHERE tenant_id = ? AND id = ?", (tenant_id, fault_id)
+                ).rowcount
+            )
+        )
+        if not deleted:
+            raise NotFound("fault rule not found")
+
+    async def match_fault(self, tenant_id: str, fault_id: str) -> int:
+        row = await self._write(
+            lambda db: db.execute(
+                "UPDATE faults SET matched = matched + 1 WHERE tenant_id = ? AND id = ? "
+                "RETURNING matched",
+                (tenant_id, fault_id),
+            ).fetchone()
+        )
+        if row is None:
+            raise NotFound("fault rule not found")
+        return int(row[0])
 
     # -- test clocks ----------------------------------------------------------------------
 

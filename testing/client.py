@@ -66,6 +66,17 @@ class Clock(TypedDict):
     created_at: str
 
 
+class Fault(TypedDict):
+    id: str
+    api: str | None
+    operation: str | None
+    job_id: str | None
+    action: dict[str, Any]
+    trigger: dict[str, Any] | None
+    matched: int
+    created_at: str
+
+
 class Health(TypedDict):
     status: str
     version: str
@@ -375,6 +386,72 @@ class SandboxClient:
     def delete_clock(self, clock_id: str, *, tenant_id: str | None = None) -> None:
         """The clock and every job bound to it."""
         self.call("DELETE", f"/sandbox/v1/clocks/{clock_id}", params={"tenant_id": tenant_id})
+
+    # -- fault rules ----------------------------------------------------------------------
+
+    def create_fault(
+        self,
+        *,
+        status: int | None = None,
+        latency_ms: int | None = None,
+        close: bool = False,
+        retry_after: int | None = None,
+        api: str | None = None,
+        operation: str | None = None,
+        job_id: str | None = None,
+        times: int | None = None,
+        every: int | None = None,
+        probability: float | None = None,
+        seed: int = 0,
+        tenant_id: str | None = None,
+    ) -> Fault:
+        """A fault rule: answer ``status`` (429, 503, 500; ``retry_after`` seconds for 429 and
+        503), wait ``latency_ms`` first, or ``close`` the connection unanswered; on requests
+        of ``api``, ``operation``, ``job_id`` (each None: any); for the next ``times``
+        matching requests, ``every`` Nth, or with ``probability`` drawn from ``seed`` (none
+        of them: every matching request)."""
+        if sum((status is not None, latency_ms is not None, close)) != 1:
+            raise ValueError("a fault has exactly one of status, latency_ms or close")
+        if sum((times is not None, every is not None, probability is not None)) > 1:
+            raise ValueError("a fault fires on at most one of times, every or probability")
+        action: dict[str, Any]
+        if status is not None:
+            action = {"status": status}
+            if retry_after is not None:
+                action["retry_after"] = retry_after
+        elif latency_ms is not None:
+            action = {"latency_ms": latency_ms}
+        else:
+            action = {"close": True}
+        body: dict[str, Any] = {"action": action}
+        for name, value in (("api", api), ("operation", operation), ("job_id", job_id)):
+            if value is not None:
+                body[name] = value
+        if times is not None:
+            body["trigger"] = {"next": times}
+        elif every is not None:
+            body["trigger"] = {"every": every}
+        elif probability is not None:
+            body["trigger"] = {"probability": probability, "seed": seed}
+        result: Fault = self.call(
+            "POST", "/sandbox/v1/faults", params={"tenant_id": tenant_id}, body=body
+        )
+        return result
+
+    def list_faults(self, *, tenant_id: str | None = None) -> list[Fault]:
+        """The tenant's fault rules, oldest first (the order they fire in)."""
+        found = self.call("GET", "/sandbox/v1/faults", params={"tenant_id": tenant_id})
+        result: list[Fault] = found["data"]
+        return result
+
+    def get_fault(self, fault_id: str, *, tenant_id: str | None = None) -> Fault:
+        result: Fault = self.call(
+            "GET", f"/sandbox/v1/faults/{fault_id}", params={"tenant_id": tenant_id}
+        )
+        return result
+
+    def delete_fault(self, fault_id: str, *, tenant_id: str | None = None) -> None:
+        self.call("DELETE", f"/sandbox/v1/faults/{fault_id}", params={"tenant_id": tenant_id})
 
     def advance_clock(
         self,

@@ -6,6 +6,8 @@ Fixtures:
 - ``pollable`` (per test): a ``Sandbox``, a tenant of the test's own whose keys are bound to
   a fresh test clock; deleted with everything it owns after the test.
   ``pollable.assert_polite_polling()`` fails the test on any finding of the polling report.
+  a fresh test clock; deleted with everything it owns after the test. ``pollable.fault(
+  status=429, operation=..., times=2)`` adds a fault rule for the test's tenant.
 - ``pollable_server`` (per session): the server the tests talk to. pollable itself, in
   this process on a free port with the memory store, or the running server named by
   ``POLLABLE_URL`` and ``POLLABLE_ADMIN_TOKEN``.
@@ -80,13 +82,18 @@ def pollable_server(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
     with warnings.catch_warnings():  # Connexion's own deprecations, nothing a user can act on
         warnings.simplefilter("ignore", DeprecationWarning)
         from pollable.server.app import create_app
+    from pollable.server.protocol import uvicorn_options
+
     from .server import ThreadedServer
 
     settings: Settings = request.getfixturevalue("pollable_settings")
     if settings.admin_token is None:
         settings = dataclasses.replace(settings, admin_token=secrets.token_urlsafe(32))
     assert settings.admin_token is not None
-    with ThreadedServer(create_app(settings), log_level=settings.log_level) as running:
+    # pollable's protocol, as `pollable serve` runs it: bounded heads, and faults that close
+    # a connection unanswered.
+    options = uvicorn_options(settings)
+    with ThreadedServer(create_app(settings), log_level=settings.log_level, **options) as running:
         yield SandboxServer(running.url, settings.admin_token, in_process=True)
 
 

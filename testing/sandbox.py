@@ -15,6 +15,7 @@ from pollable.lifecycle.model import STAGES
 
 from .client import (
     Clock,
+    Fault,
     LogFilters,
     PollingReport,
     ReportFilters,
@@ -205,6 +206,12 @@ class Sandbox:
         if any(report["findings"].values()):
             raise AssertionError("impolite polling:\n" + describe_polling(report))
         return report
+
+    def fault(self, **rule: Any) -> Fault:
+        """A fault rule of the tenant (``SandboxClient.create_fault``): e.g.
+        ``fault(status=429, operation="get_job_status_v2", times=2)``. Delete it with
+        ``client.delete_fault(rule["id"])``; ``reset()`` and the end of the test drop it."""
+        return self.client.create_fault(**rule)
 
     def reset(self) -> None:
         """Start over: the tenant's jobs, log and clock are cleared by the server, and a

@@ -25,9 +25,10 @@ class ThreadedServer:
     reaches pytest.
     """
 
-    def __init__(self, app: Any, *, log_level: str = "warning") -> None:
+    def __init__(self, app: Any, *, log_level: str = "warning", **options: Any) -> None:
+        """``options`` go to ``uvicorn.Config`` (the plugin passes pollable's protocol)."""
         self._config = uvicorn.Config(
-            app, log_level=log_level, access_log=False, lifespan="on", loop="auto"
+            app, log_level=log_level, access_log=False, lifespan="on", loop="auto", **options
         )
         self._server = uvicorn.Server(self._config)
         self._thread: threading.Thread | None = None

@@ -18,6 +18,7 @@ DESCRIPTOR = ApiDescriptor(
     documents=(
         resources.files("pollable.openapi") / "captain.json",
         resources.files("pollable.openapi") / "captain.bounds.json",
+        resources.files("pollable.openapi") / "captain.faults.json",
     ),
     openapi_url="/v2/openapi.json",
     docs_url="/v2/docs",

@@ -20,6 +20,7 @@ DESCRIPTOR = ApiDescriptor(
         _OPENAPI / "crosmos.vendored.json",
         _OPENAPI / "crosmos.additions.json",
         _OPENAPI / "crosmos.bounds.json",
+        _OPENAPI / "crosmos.faults.json",
     ),
     openapi_url="/openapi.json",
     docs_url="/docs",

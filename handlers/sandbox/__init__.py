@@ -1,5 +1,5 @@
 """The sandbox control plane: tenants and keys, reset and health (and, beside them, test
-clocks and the request log). pollable's own contract, ``openapi/sandbox.json``; errors
+clocks, the request log and fault rules). pollable's own contract, ``openapi/sandbox.json``; errors
 are RFC 9457 problem details."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib import resources
 
 from ..descriptor import ApiDescriptor
-from . import clocks, health, reports, requests, tenants
+from . import clocks, faults, health, reports, requests, tenants
 
 _OPENAPI = resources.files("pollable.openapi")
 
@@ -19,6 +19,7 @@ DESCRIPTOR = ApiDescriptor(
         _OPENAPI / "sandbox.clocks.json",
         _OPENAPI / "sandbox.requests.json",
         _OPENAPI / "sandbox.reports.json",
+        _OPENAPI / "sandbox.faults.json",
     ),
     openapi_url="/sandbox/openapi.json",
     docs_url="/sandbox/docs",
@@ -43,6 +44,10 @@ DESCRIPTOR = ApiDescriptor(
         "get_request": requests.get_request,
         "delete_requests": requests.delete_requests,
         "polling_report": reports.polling_report,
+        "create_fault": faults.create_fault,
+        "list_faults": faults.list_faults,
+        "get_fault": faults.get_fault,
+        "delete_fault": faults.delete_fault,
     },
     error_shape="problem",
     path_prefix="/sandbox/",

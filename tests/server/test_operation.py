@@ -54,6 +54,7 @@ def test_query_parameters_are_coerced_defaulted_and_bounded(
         "x_organization_id": ORG,
         "files_limit": 50,
         "files_cursor": None,
+        "prefer": None,  # the sandbox's `Prefer: fault=...` (captain.faults.json)
     }
     assert get.read_params({"job_id": "j"}, b"files_limit=500", headers)["files_limit"] == 500
     assert problems(lambda: get.read_params({"job_id": "j"}, b"files_limit=501", headers)) == [

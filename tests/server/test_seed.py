@@ -394,3 +394,40 @@ def test_job_status_operation_of_each_api(operations: Operations) -> None:
         operations.job_status("crosmos").operation_id == "get_job_status_api_v1_jobs__job_id__get"
     )
     assert operations.job_status("captain").operation_id == "get_job_status_v2"
+
+
+def test_fault_rules_are_created_through_the_control_plane(
+    settings: Settings, operations: Operations
+) -> None:
+    rules = [
+        {"api": "captain", "action": {"status": 429, "retry_after": 1}, "trigger": {"every": 5}},
+        {"action": {"latency_ms": 10}},
+    ]
+    data = parse_fixture({
+        "tenants": [{"name": "acme", "faults": rules}],
+        "jobs": [sources_job("one")],
+    })  # fmt: skip
+    seeded = run_seed(settings, operations, data)
+    tenant = seeded.tenants["acme"]
+    stored = on_store(settings.store, lambda store: store.list_faults(tenant.id))
+    assert [rule.id for rule in stored] == seeded.faults["acme"]
+    assert [rule.spec for rule in stored] == rules
+    assert seeded.as_json()["faults"] == {"acme": seeded.faults["acme"]}
+
+
+@pytest.mark.parametrize(
+    ("faults", "message"),
+    [
+        ("close", "expected a list"),
+        (["close"], "fault 1: expected a mapping"),
+        ([{"action": {"status": 418}}],
+         "tenant 'acme', fault 1 was refused with 422: body.action:"),
+    ],
+)  # fmt: skip
+def test_broken_fault_rules_are_refused_by_name(
+    faults: Any, message: str, settings: Settings, operations: Operations
+) -> None:
+    with pytest.raises(SeedError, match=message):
+        run_seed(settings, operations, parse_fixture({
+            "tenants": [{"name": "acme", "faults": faults}],
+        }))  # fmt: skip

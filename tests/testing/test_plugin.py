@@ -300,3 +300,43 @@ def test_xdist_workers_share_a_named_server(
     assert len({record["url"] for record in records}) == 1
     assert len({record["sandbox"] for record in records}) == 4
     assert set(fake.tenants) == {record["tenant"] for record in records}
+
+
+def test_a_fault_rule_for_the_tests_tenant(pytester: pytest.Pytester) -> None:
+    """``pollable.fault`` against pollable in-process: the SDK meets the rule's 429s, and a
+    closed connection is a disconnect (the plugin serves with pollable's protocol)."""
+    pytester.makepyfile(
+        """
+        import crosmos
+        import httpx
+        import pytest
+
+        GET = "get_job_status_api_v1_jobs__job_id__get"
+
+        def test_it(pollable):
+            client = pollable.crosmos()
+            space = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
+            job = client.sources.ingest(space_id=space, sources=[{"content": "x"}]).jobs[0]
+            rule = pollable.fault(status=429, operation=GET, times=1, retry_after=0)
+            assert rule["trigger"] == {"next": 1} and rule["action"]["retry_after"] == 0
+            with pytest.raises(crosmos.RateLimitError):
+                client.jobs.get_status(job.job_id)
+            assert client.jobs.get_status(job.job_id).job_id == job.job_id
+            assert pollable.client.get_fault(rule["id"])["matched"] == 2
+            pollable.fault(close=True, api="captain")
+            with pytest.raises(httpx.RemoteProtocolError):
+                httpx.get(pollable.base_url + "/v2/jobs", headers={
+                    "Authorization": "Bearer " + pollable.captain_key,
+                })
+            assert [f["action"] for f in pollable.client.list_faults()][1] == {"close": True}
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+
+
+def test_the_readme_fault_example_passes(pytester: pytest.Pytester) -> None:
+    """The Python block of the README's "Faults and rate limits", as a user's test."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Faults and rate limits", 1)[1]
+    pytester.makepyfile(section.split("```python\n", 1)[1].split("```", 1)[0])
+    pytester.runpytest().assert_outcomes(passed=1)
