@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Collection, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -57,6 +57,7 @@ from .base import (
     STATUS_SQL,
     Clock,
     ClockWouldGoBack,
+    FaultRule,
     Idempotency,
     IdempotencyMismatch,
     JobPage,
@@ -72,6 +73,7 @@ from .base import (
     Tenant,
     milestones,
     new_clock_id,
+    new_fault_id,
     new_key_id,
 )
 
@@ -140,6 +142,13 @@ SCHEMA: tuple[str, ...] = (
     "CREATE INDEX IF NOT EXISTS requests_by_at ON requests (at)",
     "CREATE INDEX IF NOT EXISTS requests_by_job ON requests (tenant_id, job_id, at) "
     "WHERE job_id IS NOT NULL",
+    # Fault rules: ``seq`` keeps the order they were created in; ``matched`` counts the
+    # requests each matched, moved by one guarded UPDATE.
+    f"""CREATE TABLE IF NOT EXISTS faults (
+        seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, tenant_id {TEXT} NOT NULL,
+        id {TEXT} NOT NULL, spec text NOT NULL, created_at {REAL} NOT NULL,
+        matched bigint NOT NULL DEFAULT 0)""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS faults_by_tenant ON faults (tenant_id, id)",
 )
 
 _JOB_COLUMNS = (
@@ -158,7 +167,7 @@ _ITEM_COLUMNS = (
     "extra, cum_failed, cum_skipped, cum_units, completes_at"
 )
 #: What a reset forgets, table by table (every one is keyed by tenant_id).
-_TENANT_HISTORY = ("items", "jobs", "idempotency", "sequences", "requests")
+_TENANT_HISTORY = ("items", "jobs", "idempotency", "sequences", "requests", "faults")
 
 _OUTCOMES = {outcome.value: outcome for outcome in Outcome}
 _STAGES: dict[str | None, Stage | None] = {stage.value: stage for stage in Stage}
@@ -994,6 +1003,72 @@ class PostgresStore(Store):
             )
             row = await self._one(conn, "SELECT value FROM meta WHERE name = %s", (name,))
         return str(row[0])
+
+    # -- fault rules --------------------------------------------------------------------
+
+    _FAULT_COLUMNS = "id, tenant_id, spec, created_at, matched"
+
+    @staticmethod
+    def _fault(row: Sequence[Any]) -> FaultRule:
+        return FaultRule(row[0], row[1], orjson.loads(row[2]), row[3], int(row[4]))
+
+    async def create_fault(
+        self, tenant_id: str, spec: Mapping[str, Any], *, limit: int, created_at: float = 0.0
+    ) -> FaultRule:
+        rule = FaultRule(new_fault_id(), tenant_id, dict(spec), created_at)
+        async with self._transaction() as conn:
+            # The tenant's row, locked, orders concurrent creates: the count below holds.
+            if (
+                await self._maybe(
+                    conn, "SELECT 1 FROM tenants WHERE id = %s FOR UPDATE", (tenant_id,)
+                )
+                is None
+            ):
+                raise NotFound("tenant not found")
+            (count,) = await self._one(
+                conn, "SELECT count(*) FROM faults WHERE tenant_id = %s", (tenant_id,)
+            )
+            if count >= limit:
+                raise Conflict(f"a tenant has at most {limit} fault rules")
+            await conn.execute(
+                "INSERT INTO faults (id, tenant_id, spec, created_at) VALUES (%s, %s, %s, %s)",
+                (rule.id, tenant_id, orjson.dumps(rule.spec).decode(), created_at),
+            )
+        return rule
+
+    async def list_faults(self, tenant_id: str) -> list[FaultRule]:
+        rows = await self._read_all(
+            f"SELECT {self._FAULT_COLUMNS} FROM faults WHERE tenant_id = %s ORDER BY seq",
+            (tenant_id,),
+        )
+        return [self._fault(row) for row in rows]
+
+    async def get_fault(self, tenant_id: str, fault_id: str) -> FaultRule:
+        row = await self._read_one(
+            f"SELECT {self._FAULT_COLUMNS} FROM faults WHERE tenant_id = %s AND id = %s",
+            (tenant_id, fault_id),
+        )
+        if row is None:
+            raise NotFound("fault rule not found")
+        return self._fault(row)
+
+    async def delete_fault(self, tenant_id: str, fault_id: str) -> None:
+        row = await self._read_one(
+            "DELETE FROM faults WHERE tenant_id = %s AND id = %s RETURNING id",
+            (tenant_id, fault_id),
+        )
+        if row is None:
+            raise NotFound("fault rule not found")
+
+    async def match_fault(self, tenant_id: str, fault_id: str) -> int:
+        row = await self._read_one(
+            "UPDATE faults SET matched = matched + 1 WHERE tenant_id = %s AND id = %s "
+            "RETURNING matched",
+            (tenant_id, fault_id),
+        )
+        if row is None:
+            raise NotFound("fault rule not found")
+        return int(row[0])
 
 
 class _Replay(Exception):
