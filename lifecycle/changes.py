@@ -1,0 +1,121 @@
+"""When a job next changes: what a poller may wait for (``Retry-After``).
+
+``next_change(plan, events, t)`` is the first instant after ``t`` at which a read of the
+job shows something else: its status, stage, timestamps, counts, or any item's status,
+stage or ``updated_at``. Every candidate is computed with the very expression
+``state_at`` compares against, so the state is the same on ``[t, next_change)`` and
+differs at ``next_change`` (``tests/lifecycle/test_changes.py`` checks both). Its cost
+does not grow with the number of items: the next item to start or finish is arithmetic,
+and the next item to reach a stage is a bisection over the items in flight.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+
+from .engine import (
+    _item_stage,
+    item_window,
+    outcome,
+    processing_end,
+    processing_start,
+    settled_by,
+    started_at,
+    started_by,
+)
+from .model import ITEM_STAGES, Event, Plan
+
+#: How many floats past the planned instant a stage boundary may show up (rounding).
+_STEPS = 64
+
+
+def next_change(
+    plan: Plan, events: Iterable[Event], t: float, *, items: bool = True
+) -> float | None:
+    """The first instant after ``t`` at which the job's state differs from its state at
+    ``t``, given ``events``; None if it never does (terminal, or stuck with nothing
+    planned). With ``items=False``, only the status and the job's own timestamps count
+    (``started_at``, ``ended_at``): what a read that shows no progress sees.
+
+    A cancel yet to be requested cannot be foreseen: it changes the job earlier.
+    """
+    end, _ = outcome(plan, tuple(events))
+    if t >= end and not math.isinf(end):
+        return None
+    candidates = [end, started_at(plan)]
+    if items:
+        candidates += [processing_start(plan), processing_end(plan)]
+        settled, started = settled_by(plan, t), started_by(plan, t)
+        if started < plan.n_items:
+            candidates.append(item_window(plan, started)[0])
+        if settled < plan.n_items:
+            candidates.append(item_window(plan, settled)[1])
+        candidates += _stage_steps(plan, t, settled, started)
+    later = [c for c in candidates if c > t and math.isfinite(c)]
+    return min(later, default=None)
+
+
+def _stage_index(plan: Plan, ordinal: int, t: float) -> int:
+    """The index in ``ITEM_STAGES`` of an item in flight at ``t``, as ``item_state`` says."""
+    start = item_window(plan, ordinal)[0]
+    return ITEM_STAGES.index(_item_stage(plan, t - start))
+
+
+def _stage_steps(plan: Plan, t: float, settled: int, started: int) -> list[float]:
+    """For each item stage after the first, when the next item in flight reaches it.
+
+    Items in flight are ``[settled, started)``; an older item is never behind a younger
+    one, so the first not yet in stage k is found by bisection, and it is the next to get
+    there (an item yet to start gets there after it starts, a change of its own)."""
+    if plan.timing.item_duration <= 0 or settled >= started:
+        return []
+    steps = []
+    for k in range(1, len(ITEM_STAGES)):
+        low, high = settled, started
+        while low < high:
+            middle = (low + high) // 2
+            if _stage_index(plan, middle, t) >= k:
+                low = middle + 1
+            else:
+                high = middle
+        if low < started:
+            steps.append(_reaches(plan, low, k, t))
+    return steps
+
+
+def _reaches(plan: Plan, ordinal: int, k: int, t: float) -> float:
+    """The first float after ``t`` at which item ``ordinal`` (in flight, before stage
+    ``k`` at ``t``) is in stage ``k`` or later: the planned instant, settled against the
+    engine's own expression."""
+    start, end = item_window(plan, ordinal)
+
+    def there(s: float) -> bool:
+        return _stage_index(plan, ordinal, s) >= k
+
+    guess = max(start + plan.timing.item_duration * k / len(ITEM_STAGES), math.nextafter(t, end))
+    for _ in range(_STEPS):
+        if there(guess):
+            break
+        guess = math.nextafter(guess, math.inf)
+    else:
+        return _first(there, t, end)
+    for _ in range(_STEPS):
+        earlier = math.nextafter(guess, -math.inf)
+        if earlier <= t or not there(earlier):
+            return guess
+        guess = earlier
+    return _first(there, t, guess)
+
+
+def _first(holds: Callable[[float], bool], early: float, late: float) -> float:
+    """The first float in ``(early, late]`` where ``holds``, given it does not at ``early``
+    and does at ``late`` (and, between them, changes once)."""
+    while True:
+        middle = early + (late - early) / 2
+        if not early < middle < late:
+            return late
+        if holds(middle):
+            late = middle
+        else:
+            early = middle
