@@ -15,7 +15,10 @@ from . import jobs, presenter
 DESCRIPTOR = ApiDescriptor(
     name="captain",
     title="Captain",
-    documents=(resources.files("pollable.openapi") / "captain.json",),
+    documents=(
+        resources.files("pollable.openapi") / "captain.json",
+        resources.files("pollable.openapi") / "captain.polling.json",
+    ),
     openapi_url="/v2/openapi.json",
     docs_url="/v2/docs",
     handlers={

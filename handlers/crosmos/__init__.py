@@ -16,7 +16,11 @@ _OPENAPI = resources.files("pollable.openapi")
 DESCRIPTOR = ApiDescriptor(
     name="crosmos",
     title="Crosmos",
-    documents=(_OPENAPI / "crosmos.vendored.json", _OPENAPI / "crosmos.additions.json"),
+    documents=(
+        _OPENAPI / "crosmos.vendored.json",
+        _OPENAPI / "crosmos.additions.json",
+        _OPENAPI / "crosmos.polling.json",
+    ),
     openapi_url="/openapi.json",
     docs_url="/docs",
     handlers={
