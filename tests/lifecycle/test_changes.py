@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pollable.lifecycle import changes
 from pollable.lifecycle.changes import next_change
 from pollable.lifecycle.engine import item_state, outcome, state_at
-from pollable.lifecycle.model import Event, Item, Plan, Status, Timing, Tally
+from pollable.lifecycle.model import Event, Item, Plan, Status, Tally, Timing
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
 from tests.lifecycle.test_engine import PROPERTY, scenes
