@@ -200,7 +200,7 @@ def job_read(
     tag = entity_tag(payload)
     headers = {"ETag": tag}
     if not state.status.terminal:
-        following = next_change(record.plan, record.events, now, items=items)
+        following = next_change(record.plan, record.events, now, items=items, state=state)
         headers["Retry-After"] = str(retry_after(now, following))
     if none_match(call.params.get("if_none_match"), tag):
         return Reply(304, None, headers, clock_time=clock_time(record, now))

@@ -15,7 +15,6 @@ import math
 from collections.abc import Callable, Iterable
 
 from .engine import (
-    _item_stage,
     item_window,
     outcome,
     processing_end,
@@ -24,19 +23,25 @@ from .engine import (
     started_at,
     started_by,
 )
-from .model import ITEM_STAGES, Event, Plan
+from .model import ITEM_STAGES, Event, JobState, Plan
 
 #: How many floats past the planned instant a stage boundary may show up (rounding).
 _STEPS = 64
 
 
 def next_change(
-    plan: Plan, events: Iterable[Event], t: float, *, items: bool = True
+    plan: Plan,
+    events: Iterable[Event],
+    t: float,
+    *,
+    items: bool = True,
+    state: JobState | None = None,
 ) -> float | None:
     """The first instant after ``t`` at which the job's state differs from its state at
     ``t``, given ``events``; None if it never does (terminal, or stuck with nothing
     planned). With ``items=False``, only the status and the job's own timestamps count
-    (``started_at``, ``ended_at``): what a read that shows no progress sees.
+    (``started_at``, ``ended_at``): what a read that shows no progress sees. ``state``,
+    if given, is ``state_at(plan, events, t)``, already computed by the caller.
 
     A cancel yet to be requested cannot be foreseen: it changes the job earlier.
     """
@@ -45,55 +50,70 @@ def next_change(
         return None
     candidates = [end, started_at(plan)]
     if items:
-        candidates += [processing_start(plan), processing_end(plan)]
-        settled, started = settled_by(plan, t), started_by(plan, t)
+        p0 = processing_start(plan)
+        candidates += [p0, processing_end(plan)]
+        if state is not None:
+            settled, started = state.settled, state.started
+        else:
+            settled, started = settled_by(plan, t), started_by(plan, t)
         if started < plan.n_items:
             candidates.append(item_window(plan, started)[0])
         if settled < plan.n_items:
             candidates.append(item_window(plan, settled)[1])
-        candidates += _stage_steps(plan, t, settled, started)
+        soonest = min(c for c in candidates if c > t)
+        candidates += _stage_steps(plan, p0, t, settled, started, soonest)
     later = [c for c in candidates if c > t and math.isfinite(c)]
     return min(later, default=None)
 
 
-def _stage_index(plan: Plan, ordinal: int, t: float) -> int:
-    """The index in ``ITEM_STAGES`` of an item in flight at ``t``, as ``item_state`` says."""
-    start = item_window(plan, ordinal)[0]
-    return ITEM_STAGES.index(_item_stage(plan, t - start))
-
-
-def _stage_steps(plan: Plan, t: float, settled: int, started: int) -> list[float]:
-    """For each item stage after the first, when the next item in flight reaches it.
+def _stage_steps(
+    plan: Plan, p0: float, t: float, settled: int, started: int, soonest: float
+) -> list[float]:
+    """For each item stage after the first, when the next item in flight reaches it (if
+    not well after ``soonest``, the earliest other change).
 
     Items in flight are ``[settled, started)``; an older item is never behind a younger
     one, so the first not yet in stage k is found by bisection, and it is the next to get
-    there (an item yet to start gets there after it starts, a change of its own)."""
-    if plan.timing.item_duration <= 0 or settled >= started:
+    there (an item yet to start gets there after it starts, a change of its own).
+
+    Whether item i is in stage k or later at s is ``stage_index(s - start_i, duration) >=
+    k``, written out (``int(elapsed / duration * 4) >= k``; the clamp to 0..3 cannot change
+    it for k in 1..3) because this runs on every poll. ``test_changes`` holds it to
+    ``state_at``."""
+    duration, gap = plan.timing.item_duration, plan.timing.item_gap
+    if duration <= 0 or settled >= started:
         return []
+    n_stages = len(ITEM_STAGES)
     steps = []
-    for k in range(1, len(ITEM_STAGES)):
+    for k in range(1, n_stages):
         low, high = settled, started
         while low < high:
             middle = (low + high) // 2
-            if _stage_index(plan, middle, t) >= k:
+            if int((t - (p0 + middle * gap)) / duration * n_stages) >= k:
                 low = middle + 1
             else:
                 high = middle
-        if low < started:
-            steps.append(_reaches(plan, low, k, t))
+        if low == started:
+            continue
+        start = p0 + low * gap
+        planned = start + duration * k / n_stages
+        if planned > soonest + math.ulp(soonest) * _STEPS:
+            continue  # well after another change: it cannot be the next one
+        steps.append(_reaches(start, duration, k, planned, t))
     return steps
 
 
-def _reaches(plan: Plan, ordinal: int, k: int, t: float) -> float:
-    """The first float after ``t`` at which item ``ordinal`` (in flight, before stage
-    ``k`` at ``t``) is in stage ``k`` or later: the planned instant, settled against the
+def _reaches(start: float, duration: float, k: int, planned: float, t: float) -> float:
+    """The first float after ``t`` at which an item that started at ``start`` is in stage
+    ``k`` or later (it is not at ``t``): the ``planned`` instant, settled against the
     engine's own expression."""
-    start, end = item_window(plan, ordinal)
+    n_stages = len(ITEM_STAGES)
 
     def there(s: float) -> bool:
-        return _stage_index(plan, ordinal, s) >= k
+        return int((s - start) / duration * n_stages) >= k
 
-    guess = max(start + plan.timing.item_duration * k / len(ITEM_STAGES), math.nextafter(t, end))
+    end = start + duration
+    guess = max(planned, math.nextafter(t, end))
     for _ in range(_STEPS):
         if there(guess):
             break
