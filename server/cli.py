@@ -24,7 +24,7 @@ from pollable.lifecycle.errors import Conflict, NotFound, PollableError
 from pollable.store import BACKENDS, StoreNotFound, UnsupportedStore, open_store
 from pollable.store.base import Store, Tenant
 
-from . import remote
+from . import remote, remote_report
 from . import seed as seeding
 from .address import AddressUnavailable, check_free
 from .auth import ensure_admin_token, jwt_secret, new_jwt
@@ -699,3 +699,4 @@ def jobs_show(
 
 
 remote.attach(cli)  # tenants, keys, clocks, requests, reset on a running server
+cli.add_command(remote_report.report)  # report polling, on a running server

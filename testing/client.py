@@ -99,6 +99,18 @@ class LogFilters(TypedDict, total=False):
     until: datetime | str
 
 
+class ReportFilters(TypedDict, total=False):
+    """What the polling report can be narrowed to."""
+
+    job_id: str
+    since: datetime | str
+    until: datetime | str
+
+
+#: The polling report; its fields are the report contract's (``PollingReport``).
+PollingReport = dict[str, Any]
+
+
 class SandboxError(Exception):
     """The control plane refused a call (``status`` and the ``problem`` it answered), or did
     not answer at all (``status`` None)."""
@@ -440,6 +452,25 @@ class SandboxClient:
         """Empty the tenant's request log."""
         return self.call("DELETE", "/sandbox/v1/requests", params={"tenant_id": tenant_id})
 
+    # -- the polling report ---------------------------------------------------------------
+
+    def polling_report(
+        self,
+        *,
+        tenant_id: str | None = None,
+        client: str | None = None,
+        max_entries: int | None = None,
+        **filters: Unpack[ReportFilters],
+    ) -> PollingReport:
+        """``GET /sandbox/v1/reports/polling``: what a reviewer would flag in how each client
+        polls, from the newest ``max_entries`` entries of the tenant's log."""
+        params = {
+            **_query(filters), "tenant_id": tenant_id, "client": client,
+            "max_entries": max_entries,
+        }  # fmt: skip
+        result: PollingReport = self.call("GET", "/sandbox/v1/reports/polling", params=params)
+        return result
+
     # -- reset ----------------------------------------------------------------------------
 
     def reset(self, *, tenant_id: str | None = None, all_tenants: bool = False) -> list[str]:
@@ -455,9 +486,30 @@ class SandboxClient:
         return result
 
 
-def _query(filters: LogFilters) -> dict[str, Any]:
+def _query(filters: LogFilters | ReportFilters) -> dict[str, Any]:
     """Request-log filters as query parameters, times as RFC 3339."""
     return {
         name: when(value) if isinstance(value, datetime) else value
         for name, value in filters.items()
     }
+
+
+def describe_polling(report: PollingReport) -> str:
+    """The report as lines a person reads: per client its counts, then its worst findings
+    with their Request-Ids."""
+    lines = [
+        f"{report['entries_considered']} log entries considered"
+        + (f" (the newest {report['max_entries']}; older ones left out)" if report["truncated"]
+           else "")
+    ]  # fmt: skip
+    for client in report["clients"]:
+        found = {kind: n for kind, n in client["findings"].items() if n}
+        summary = ", ".join(f"{kind} {n}" for kind, n in found.items()) or "no findings"
+        lines.append(
+            f"{client['client']}: {client['polls']} polls of {client['jobs']} jobs, "
+            f"{client['requests']} requests: {summary}"
+        )
+        for example in client["examples"]:
+            job = f" job {example['job_id']}" if example["job_id"] else ""
+            lines.append(f"  {example['kind']}  {example['request_id']}{job}: {example['detail']}")
+    return "\n".join(lines)

@@ -16,10 +16,13 @@ from pollable.lifecycle.model import STAGES
 from .client import (
     Clock,
     LogFilters,
+    PollingReport,
+    ReportFilters,
     RequestEntry,
     SandboxClient,
     SandboxError,
     Tenant,
+    describe_polling,
     parse_time,
 )
 
@@ -87,6 +90,8 @@ class Sandbox:
     - ``crosmos()`` and ``captain()``: the official SDKs' clients, pointed here;
     - ``clock``: ``clock.now``, ``clock.advance(seconds=..., to=..., until=...)``;
     - ``requests(**filters)``: the tenant's request log; ``reset()``: start over;
+    - ``polling_report(**filters)`` and ``assert_polite_polling(**filters)``: what a reviewer
+      would flag in how the test's clients poll (``GET /sandbox/v1/reports/polling``);
     - ``client``: the control plane, as this tenant.
     """
 
@@ -181,6 +186,25 @@ class Sandbox:
         """The tenant's request log, newest first: every entry matching ``filters``
         (``job_id``, ``path``, ``method``, ``status``, ``api``, ``since``, ``until``)."""
         return list(self.client.iter_requests(**filters))
+
+    # -- the polling report ---------------------------------------------------------------
+
+    def polling_report(
+        self, *, client: str | None = None, **filters: Unpack[ReportFilters]
+    ) -> PollingReport:
+        """What a reviewer would flag in how this test's clients poll (see
+        ``GET /sandbox/v1/reports/polling``)."""
+        return self.client.polling_report(client=client, **filters)
+
+    def assert_polite_polling(
+        self, *, client: str | None = None, **filters: Unpack[ReportFilters]
+    ) -> PollingReport:
+        """Raise ``AssertionError`` listing every finding of the polling report (with the
+        Request-Ids that find them in the log) unless there is none; else the report."""
+        report = self.polling_report(client=client, **filters)
+        if any(report["findings"].values()):
+            raise AssertionError("impolite polling:\n" + describe_polling(report))
+        return report
 
     def reset(self) -> None:
         """Start over: the tenant's jobs, log and clock are cleared by the server, and a

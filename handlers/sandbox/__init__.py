@@ -7,7 +7,7 @@ from __future__ import annotations
 from importlib import resources
 
 from ..descriptor import ApiDescriptor
-from . import clocks, health, requests, tenants
+from . import clocks, health, reports, requests, tenants
 
 _OPENAPI = resources.files("pollable.openapi")
 
@@ -18,6 +18,7 @@ DESCRIPTOR = ApiDescriptor(
         _OPENAPI / "sandbox.json",
         _OPENAPI / "sandbox.clocks.json",
         _OPENAPI / "sandbox.requests.json",
+        _OPENAPI / "sandbox.reports.json",
     ),
     openapi_url="/sandbox/openapi.json",
     docs_url="/sandbox/docs",
@@ -41,6 +42,7 @@ DESCRIPTOR = ApiDescriptor(
         "count_requests": requests.count_requests,
         "get_request": requests.get_request,
         "delete_requests": requests.delete_requests,
+        "polling_report": reports.polling_report,
     },
     error_shape="problem",
     path_prefix="/sandbox/",
@@ -49,6 +51,13 @@ DESCRIPTOR = ApiDescriptor(
     secret_fields=frozenset({"key"}),
     # Reading the log would fill it; health checks would crowd the admin's log.
     unlogged_operations=frozenset(
-        {"list_requests", "count_requests", "get_request", "delete_requests", "health"}
+        {
+            "list_requests",
+            "count_requests",
+            "get_request",
+            "delete_requests",
+            "health",
+            "polling_report",
+        }
     ),
 )

@@ -75,6 +75,8 @@ PROBES: dict[str, tuple[int, Probe]] = {
         f"/sandbox/v1/requests/{r['request']}", headers=t.crosmos)),
     "delete_requests": (404, lambda a, t, r: a.client.delete(
         "/sandbox/v1/requests", params={"tenant_id": r["tenant"]}, headers=t.crosmos)),
+    "polling_report": (404, lambda a, t, r: a.client.get(
+        "/sandbox/v1/reports/polling", params={"tenant_id": r["tenant"]}, headers=t.crosmos)),
 }  # fmt: skip
 
 
