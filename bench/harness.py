@@ -142,6 +142,7 @@ def pollable_server(
     *,
     validate_responses: bool = True,
     request_log: bool = True,
+    polling_headers: bool = True,
     time_scale: float | None = None,
 ) -> Server:
     """pollable under uvicorn, one worker, loop/http auto (see ``bench.serve``)."""
@@ -151,6 +152,8 @@ def pollable_server(
         argv.append("--no-validate-responses")
     if not request_log:
         argv.append("--no-request-log")
+    if not polling_headers:
+        argv.append("--no-polling-headers")
     if time_scale is not None:
         argv += ["--time-scale", repr(time_scale)]
     return Server(name, argv, port, log_dir)
@@ -269,6 +272,7 @@ def create_captain_job(
     bucket: str,
     max_files: int,
     scenario: str,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> str:
     """POST /v2/collections/{c}/index/s3 with ``max_files``: a Captain job of that many
     (synthetic) files, exactly as a client makes one."""
@@ -281,7 +285,7 @@ def create_captain_job(
         "max_files": max_files,
         "skip_existing": False,
     }
-    headers = {**tenant.captain, "Prefer": f"scenario={scenario}"}
+    headers = {**tenant.captain, "Prefer": f"scenario={scenario}", **(extra_headers or {})}
     url = f"{base_url}/v2/collections/{collection}/index/s3"
     reply = httpx.post(url, json=body, headers=headers, timeout=600)
     if reply.status_code != 202:

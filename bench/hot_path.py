@@ -13,6 +13,9 @@ One run, on one machine, with the same load generator (wrk -t1 -c32 when install
 - pollable with ``validate_responses=False`` (skip with ``--no-unvalidated``);
 - pollable with the request log off (``log_enabled=False``; skip with ``--no-unlogged``):
   the log's cost is the per-round ratio of pollable (log on, the default) to it;
+- pollable without polling headers (``bench.serve --no-polling-headers``: job reads answer
+  as before ``ETag``/``Retry-After`` existed, on contracts without ``*.polling.json``; skip
+  with ``--no-unheaded``): the headers' cost is the per-round ratio of pollable to it;
 - Stoplight Prism (``prism mock``) on the very documents pollable serves, the usual
   alternative for a contract mock: it validates the request and answers a static example
   built from the schema, with no job behind it (skip with ``--no-prism``; installed with
@@ -22,6 +25,9 @@ Targets: a Crosmos job (``GET /api/v1/jobs/{id}``, completed, 3 sources) and a C
 with 50 files (``GET /v2/jobs/{id}``, completed, default page of 50 files). Both jobs are
 created over HTTP with the real POST endpoints, so they are shaped exactly like a client's.
 They are completed (``Prefer: scenario=instant``) so every round serves the same bytes.
+A third target, ``captain-running``, is a Captain job of 50 files in ``scenario=slow`` on a
+frozen test clock, moved into its run: it is running (a prefix tally per read, and
+``Retry-After`` computed from its plan), yet serves the same bytes every round.
 
 Rounds are interleaved (round r runs every target, in an order rotated by r), so machine
 noise hits all targets alike; many short rounds beat a few long ones on a shared, noisy
@@ -58,6 +64,7 @@ SERVER_LABELS = {
     "pollable": "pollable (response validation on, request log on)",
     "pollable-novalidate": "pollable (validate_responses=False)",
     "pollable-nolog": "pollable (request log off)",
+    "pollable-noheaders": "pollable (no polling headers: ETag, Retry-After)",
     "prism": "Stoplight Prism mock (static example, no state)",
 }
 DOCUMENTS = {"crosmos": "/openapi.json", "captain": "/v2/openapi.json"}
@@ -79,6 +86,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--no-unlogged", action="store_true", help="skip pollable with the request log off"
+    )
+    parser.add_argument(
+        "--no-unheaded", action="store_true", help="skip pollable without polling headers"
     )
     parser.add_argument("--no-prism", action="store_true", help="skip Stoplight Prism")
     parser.add_argument(
@@ -126,9 +136,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             max_files=args.captain_files,
             scenario="instant",
         )
+        running_id = _running_captain_job(base, tenant)
         paths = {
             "crosmos": (f"/api/v1/jobs/{crosmos_id}", tenant.crosmos),
             "captain": (f"/v2/jobs/{captain_id}", tenant.captain),
+            "captain-running": (f"/v2/jobs/{running_id}", tenant.captain),
         }
         bodies = {path: h.fetch(base, path, headers) for path, headers in paths.values()}
         for api, (path, _) in paths.items():
@@ -143,6 +155,11 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             h.log("starting pollable (request log off), same store")
             servers["pollable-nolog"] = h.pollable_server(
                 "pollable-nolog", store_url, work, request_log=False
+            ).start()
+        if not args.no_unheaded:
+            h.log("starting pollable (no polling headers), same store")
+            servers["pollable-noheaders"] = h.pollable_server(
+                "pollable-noheaders", store_url, work, polling_headers=False
             ).start()
         h.log("starting the bare Starlette ceiling")
         servers["ceiling"] = h.ceiling_server("ceiling", bodies, work).start()
@@ -161,7 +178,14 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         targets = [
             Target(api, server, path, headers)
             for api, (path, headers) in paths.items()
-            for server in ("ceiling", "pollable", "pollable-novalidate", "pollable-nolog", "prism")
+            for server in (
+                "ceiling",
+                "pollable",
+                "pollable-novalidate",
+                "pollable-nolog",
+                "pollable-noheaders",
+                "prism",
+            )
             if _server_name(api, server) in servers
         ]
         for target in targets:  # every server but Prism answers the very same bytes
@@ -219,6 +243,37 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     }
 
 
+def _running_captain_job(base: str, tenant: h.TenantKeys) -> str:
+    """A Captain job of 50 files, running, on a frozen test clock: the same bytes every
+    round, with a prefix tally and a ``Retry-After`` on every read."""
+    import httpx
+
+    clocks = f"{base}/sandbox/v1/clocks"
+    made = httpx.post(clocks, json={"name": "hot-path"}, headers=tenant.captain, timeout=60)
+    if made.status_code != 201:
+        raise h.ServerError(f"POST {clocks} -> {made.status_code}: {made.text[:500]}")
+    clock = made.json()["id"]
+    job_id = h.create_captain_job(
+        base,
+        tenant,
+        collection="hot-path-running",
+        bucket="bench-hot-path-running",
+        max_files=50,
+        scenario="slow",
+        extra_headers={"Pollable-Clock": clock},
+    )
+    # Queue 10 s and scan 20 s (give or take the jitter), then a file every 5 s.
+    moved = httpx.post(
+        f"{clocks}/{clock}/advance", json={"seconds": 60}, headers=tenant.captain, timeout=60
+    )
+    if moved.status_code != 200:
+        raise h.ServerError(f"advance -> {moved.status_code}: {moved.text[:500]}")
+    job = httpx.get(f"{base}/v2/jobs/{job_id}", headers=tenant.captain, timeout=60)
+    if job.json()["status"] != "running" or "retry-after" not in job.headers:
+        raise h.ServerError(f"the running job is not running: {job.text[:300]}")
+    return job_id
+
+
 def _server_name(api: str, server: str) -> str:
     """Prism mocks one document at a time: one server per API; the others serve both."""
     return f"{api}/prism" if server == "prism" else server
@@ -272,7 +327,8 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
     print(h.table(headers, rows))
     print()
     validation = {}
-    for api in ("crosmos", "captain"):
+    apis = list(results["paths"])
+    for api in apis:
         on, off = f"{api}/pollable", f"{api}/pollable-novalidate"
         if on in samples and off in samples:
             share = h.median(paired(samples, on, off))
@@ -283,7 +339,7 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
                 f"{1 - share:.0%}); body {results['body_bytes'][api]:,} B"
             )
     request_log = {}
-    for api in ("crosmos", "captain"):
+    for api in apis:
         on, off = f"{api}/pollable", f"{api}/pollable-nolog"
         if on in samples and off in samples:
             share = h.median(paired(samples, on, off))
@@ -293,6 +349,19 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
                 f"- {api}: with the request log on pollable serves {share:.2f}x the requests it "
                 f"serves with it off (median of per-round ratios, range "
                 f"{min(ratios_log):.2f}-{max(ratios_log):.2f}: the log costs {1 - share:.0%})"
+            )
+    polling_headers = {}
+    for api in apis:
+        on, off = f"{api}/pollable", f"{api}/pollable-noheaders"
+        if on in samples and off in samples:
+            ratios_headers = paired(samples, on, off)
+            share = h.median(ratios_headers)
+            polling_headers[api] = 1 - share
+            print(
+                f"- {api}: with polling headers (ETag; Retry-After while running) pollable "
+                f"serves {share:.2f}x the requests it serves without (median of per-round "
+                f"ratios, range {min(ratios_headers):.2f}-{max(ratios_headers):.2f}: the "
+                f"headers cost {1 - share:.0%})"
             )
     for api, size in results["prism_body_bytes"].items():
         print(
@@ -314,6 +383,7 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
             "ratio_to_ceiling": {name: h.median(values) for name, values in ratios.items()},
             "validation_cost": validation,
             "request_log_cost": request_log,
+            "polling_headers_cost": polling_headers,
             "samples": samples,
         },
     )

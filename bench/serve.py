@@ -3,7 +3,7 @@ httptools when installed) with the bounds ``pollable serve`` sets (server/protoc
 access log.
 
     python -m bench.serve --store sqlite:////tmp/x.db --port 8123 [--no-validate-responses]
-        [--no-request-log]
+        [--no-request-log] [--no-polling-headers]
 
 Settings are built from the flags only (no ``POLLABLE_*`` variables), so a benchmark is not
 changed by the caller's environment. This stands in for the server CLI: what runs is the
@@ -13,12 +13,20 @@ same ``create_app(Settings)``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+from typing import Any
 
 import uvicorn
 
+from pollable.handlers.api import Call, Reply
+from pollable.handlers.common import clock_time
+from pollable.handlers.descriptor import ApiDescriptor
+from pollable.handlers.registry import REGISTRY
+from pollable.lifecycle.model import JobState
 from pollable.server.app import create_app
 from pollable.server.protocol import PROTOCOLS, uvicorn_options
 from pollable.server.settings import Settings
+from pollable.store.base import JobRecord
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,6 +37,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-scale", type=float, default=None)
     parser.add_argument("--no-validate-responses", action="store_true")
     parser.add_argument("--no-request-log", action="store_true")
+    parser.add_argument(
+        "--no-polling-headers",
+        action="store_true",
+        help="the baseline of bench.hot_path only: job reads as before polling headers",
+    )
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--http", default="auto", choices=sorted(PROTOCOLS))
     args = parser.parse_args(argv)
@@ -45,8 +58,9 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=1e9,
         rate_burst=10**9,
     )
+    apis = _without_polling_headers() if args.no_polling_headers else REGISTRY
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, apis=apis),
         host=settings.host,
         port=settings.port,
         loop=args.loop,
@@ -55,6 +69,29 @@ def main(argv: list[str] | None = None) -> None:
         log_level=settings.log_level,
         access_log=False,
         **uvicorn_options(settings, args.http),
+    )
+
+
+def _without_polling_headers() -> tuple[ApiDescriptor, ...]:
+    """The APIs as they were before polling headers: job reads answer the body alone, and
+    the contracts leave out ``openapi/*.polling.json`` (so response validation does not ask
+    for the headers). A baseline for measuring what the headers cost, in this process only."""
+    from pollable.handlers.captain import jobs as captain_jobs
+    from pollable.handlers.crosmos import jobs as crosmos_jobs
+
+    def body_alone(
+        call: Call, record: JobRecord, state: JobState, now: float, body: Any, *, items: bool
+    ) -> Reply:
+        return Reply(200, body, clock_time=clock_time(record, now))
+
+    for module in (crosmos_jobs, captain_jobs):
+        module.job_read = body_alone  # type: ignore[attr-defined]
+    return tuple(
+        dataclasses.replace(
+            api,
+            documents=tuple(d for d in api.documents if not d.name.endswith(".polling.json")),
+        )
+        for api in REGISTRY
     )
 
 

@@ -103,6 +103,9 @@ class Reply:
     #: The time the reply was computed at, when the job it is about runs on a test clock
     #: (the request log keeps it beside the real time).
     clock_time: float | None = None
+    #: ``body`` already encoded as JSON, when the handler needed the bytes (to tag them):
+    #: sent as they are rather than encoded again. Only ever set together with ``body``.
+    payload: bytes | None = None
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
+import re
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -12,11 +14,13 @@ from typing import Any
 import orjson
 
 from pollable.lifecycle import scenarios
+from pollable.lifecycle.changes import next_change
 from pollable.lifecycle.errors import Forbidden, InvalidInput, NotFound
+from pollable.lifecycle.model import JobState
 from pollable.lifecycle.scenarios import Scenario
 from pollable.store.base import InsufficientCredits, JobRecord, NewJob, StorageFull
 
-from .api import Call
+from .api import Call, Reply
 
 PREFER_LOC = ("header", "prefer")
 #: The request header that binds a job being created to a test clock of the tenant.
@@ -174,3 +178,59 @@ async def jobs_now(call: Call, records: Sequence[JobRecord]) -> list[float]:
             except NotFound:
                 times[record.clock_id] = times[None]
     return [times[record.clock_id] for record in records]
+
+
+# -- polling headers ------------------------------------------------------------------------
+
+#: ``Retry-After`` bounds, in whole seconds: both official SDKs honour at most 60.
+RETRY_AFTER_MIN, RETRY_AFTER_MAX = 1, 60
+#: The entity tags of an ``If-None-Match`` field (RFC 9110 8.8.3): ``W/`` is dropped, as
+#: the weak comparison that ``If-None-Match`` uses ignores it.
+_ENTITY_TAG = re.compile(r'(?:W/)?("[\x21\x23-\x7e\x80-\xff]*")')
+
+
+def retry_after(now: float, following: float | None) -> int:
+    """Whole seconds, on the job's own clock, until the job next changes, in 1..60 (60 when
+    nothing is planned to change)."""
+    if following is None:
+        return RETRY_AFTER_MAX
+    return max(RETRY_AFTER_MIN, min(RETRY_AFTER_MAX, math.ceil(following - now)))
+
+
+def entity_tag(payload: bytes) -> str:
+    """A strong entity tag of a body: the same bytes, the same tag."""
+    return f'"{hashlib.sha256(payload).hexdigest()[:32]}"'
+
+
+def none_match(field: str | None, tag: str) -> bool:
+    """Whether ``If-None-Match: field`` matches the current ``tag`` (so the answer is 304):
+    ``*``, or any listed tag equal to it by weak comparison."""
+    if field is None:
+        return False
+    if field.strip() == "*":
+        return True
+    return tag in _ENTITY_TAG.findall(field)
+
+
+def job_read(
+    call: Call,
+    record: JobRecord,
+    state: JobState,
+    now: float,
+    body: Any,
+    *,
+    items: bool,
+) -> Reply:
+    """The reply to a read of one job: ``body`` with its ``ETag``, and while the job is
+    not over a ``Retry-After`` until it next changes (``items``: whether the read shows
+    progress, or only its status); 304 with the same headers and no body when the request's
+    ``If-None-Match`` matches."""
+    payload = orjson.dumps(body)
+    tag = entity_tag(payload)
+    headers = {"ETag": tag}
+    if not state.status.terminal:
+        following = next_change(record.plan, record.events, now, items=items, state=state)
+        headers["Retry-After"] = str(retry_after(now, following))
+    if none_match(call.params.get("if_none_match"), tag):
+        return Reply(304, None, headers, clock_time=clock_time(record, now))
+    return Reply(200, body, headers, clock_time=clock_time(record, now), payload=payload)

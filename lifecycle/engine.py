@@ -194,8 +194,14 @@ def _item_stage(plan: Plan, elapsed: float) -> Stage:
     duration = plan.timing.item_duration
     if duration <= 0:
         return ITEM_STAGES[-1]
+    return ITEM_STAGES[stage_index(elapsed, duration)]
+
+
+def stage_index(elapsed: float, duration: float) -> int:
+    """Which of ``ITEM_STAGES`` an item is in, ``elapsed`` seconds into its processing
+    (``duration`` > 0): the one expression, shared with ``changes.next_change``."""
     index = int(elapsed / duration * len(ITEM_STAGES))
-    return ITEM_STAGES[max(0, min(len(ITEM_STAGES) - 1, index))]
+    return max(0, min(len(ITEM_STAGES) - 1, index))
 
 
 def _last_change(plan: Plan, t: float, settled: int, started: int) -> float:

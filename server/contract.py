@@ -68,8 +68,10 @@ def read_document(source: Traversable) -> dict[str, Any]:
 
 
 def merge_additions(base: Mapping[str, Any], additions: Mapping[str, Any]) -> dict[str, Any]:
-    """``base`` with ``additions`` added. Adding to a dictionary is allowed; replacing any
-    existing value (or extending a list) is a ``ContractError``."""
+    """``base`` with ``additions`` added. Adding to a dictionary is allowed, and so is adding
+    a parameter to a ``parameters`` list (OpenAPI identifies one by its name and location,
+    so a new one changes none that is there); replacing any existing value (or extending
+    any other list) is a ``ContractError``."""
     merged = copy.deepcopy(dict(base))
     _add(merged, additions, "#")
     return merged
@@ -82,8 +84,28 @@ def _add(target: dict[str, Any], additions: Mapping[str, Any], where: str) -> No
             target[key] = copy.deepcopy(value)
         elif isinstance(target[key], dict) and isinstance(value, Mapping):
             _add(target[key], value, here)
+        elif key == "parameters" and isinstance(target[key], list) and isinstance(value, list):
+            _add_parameters(target[key], value, here)
         elif target[key] != value:
             raise ContractError(f"an addition would change the vendored value at {here}")
+
+
+def _add_parameters(target: list[Any], additions: list[Any], where: str) -> None:
+    def identity(parameter: Any) -> Any:
+        if isinstance(parameter, Mapping) and "name" in parameter and "in" in parameter:
+            return (str(parameter["name"]).lower(), parameter["in"])
+        if isinstance(parameter, Mapping) and "$ref" in parameter:
+            return ("$ref", parameter["$ref"])
+        raise ContractError(f"not a parameter at {where}: {parameter!r}")
+
+    present = {identity(p): p for p in target}
+    for parameter in additions:
+        known = identity(parameter)
+        if known not in present:
+            target.append(copy.deepcopy(parameter))
+            present[known] = parameter
+        elif present[known] != parameter:
+            raise ContractError(f"an addition would change the parameter {known} at {where}")
 
 
 def check_openapi_31(document: Mapping[str, Any], name: str) -> None:

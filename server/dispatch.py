@@ -142,7 +142,7 @@ async def respond(
     reply = in_shape(reply, shape)
     if validate_responses:
         try:
-            operation.check_response(reply.status, reply.body)
+            operation.check_response(reply.status, reply.body, reply.headers)
         except ResponseInvalid:
             log.exception("refusing to send a response that breaks the contract")
             return in_shape(INTERNAL_ERROR, shape)

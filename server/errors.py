@@ -87,10 +87,14 @@ def in_shape(reply: Reply, shape: str) -> Reply:
 
 
 def encode(reply: Reply) -> tuple[bytes, list[tuple[bytes, bytes]]]:
-    body = b"" if reply.body is None else orjson.dumps(reply.body)
+    if reply.body is None:
+        body = b""
+    else:
+        body = reply.payload if reply.payload is not None else orjson.dumps(reply.body)
     headers = [
         *([] if reply.body is None else [(b"content-type", reply.media_type.encode())]),
-        (b"content-length", str(len(body)).encode()),
+        # A 304 has no content, and its length would be that of the 200 it stands for.
+        *([] if reply.status == 304 else [(b"content-length", str(len(body)).encode())]),
         *(
             (name.lower().encode("latin-1"), value.encode("latin-1"))
             for name, value in reply.headers.items()

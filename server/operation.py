@@ -54,6 +54,40 @@ class ResponseInvalid(Exception):
     """A response the contract does not allow: a bug in pollable, never sent."""
 
 
+_HEADER_NUMBER = {
+    "integer": re.compile(r"-?[0-9]{1,18}"),
+    "number": re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,18})?"),
+}
+#: Response headers the transport adds to every response after the reply is checked
+#: (``Request-Id``, by ``server/recording.py``): a reply need not carry them itself.
+TRANSPORT_HEADERS = frozenset({"request-id"})
+
+
+@dataclass(frozen=True)
+class ResponseHeader:
+    """A header a response declares, that the reply itself carries (not the transport's)."""
+
+    #: Lower case.
+    name: str
+    required: bool
+    json_type: str
+    validator: jsonschema_rs.Validator
+
+    def problem(self, raw: str | None) -> str | None:
+        """Why ``raw`` (the reply's value, None if absent) breaks the contract, if it does."""
+        if raw is None:
+            return f"required header {self.name} is missing" if self.required else None
+        value: Any = raw
+        if self.json_type in ("integer", "number"):
+            # As HTTP writes numbers in fields (``Retry-After: 5``): plain ASCII digits.
+            if _HEADER_NUMBER[self.json_type].fullmatch(raw) is None:
+                return f"header {self.name}: {raw!r} is not a plain {self.json_type}"
+            value = int(raw) if self.json_type == "integer" else float(raw)
+        if not self.validator.is_valid(value):
+            return f"header {self.name}: {raw!r} breaks its schema"
+        return None
+
+
 @dataclass(frozen=True)
 class Param:
     name: str
@@ -118,6 +152,9 @@ class Operation:
     body_required: bool
     #: Declared status codes, each with its JSON body validator (None: no JSON body).
     responses: Mapping[int, jsonschema_rs.Validator | None]
+    #: By status, the declared headers a reply must carry or may carry (checked if it
+    #: does); the transport's own (``TRANSPORT_HEADERS``) are left out.
+    response_headers: Mapping[int, tuple[ResponseHeader, ...]]
     #: Whether a security requirement applies (so a 401 is possible).
     secured: bool
 
@@ -217,7 +254,10 @@ class Operation:
 
     # -- responses --------------------------------------------------------------------
 
-    def check_response(self, status: int, body: Any) -> None:
+    def check_response(self, status: int, body: Any, headers: Mapping[str, str]) -> None:
+        """Raises ``ResponseInvalid`` unless ``status`` is declared, ``body`` matches its
+        schema, and ``headers`` carry every header it requires (but the transport's), each
+        declared header matching its schema. Undeclared headers are not refused."""
         if status not in self.responses:
             raise ResponseInvalid(f"{self.operation_id}: status {status} is not declared")
         validator = self.responses[status]
@@ -226,6 +266,13 @@ class Operation:
             raise ResponseInvalid(
                 f"{self.operation_id}: {status} body breaks the contract: {found}"
             )
+        declared = self.response_headers[status]
+        if declared:
+            sent = {name.lower(): value for name, value in headers.items()}
+            for header in declared:
+                problem = header.problem(sent.get(header.name))
+                if problem is not None:
+                    raise ResponseInvalid(f"{self.operation_id}: {status}: {problem}")
 
 
 def _deeper_than(limit: int, raw: bytes, value: Any) -> bool:
@@ -277,6 +324,19 @@ def _json_type(document: Mapping[str, Any], schema: Mapping[str, Any]) -> str:
     return kind if isinstance(kind, str) else next(t for t in kind if t != "null")
 
 
+def _response_header(
+    document: Mapping[str, Any], compiler: SchemaCompiler, name: str, header: Mapping[str, Any]
+) -> ResponseHeader:
+    header = _resolve(document, header)
+    schema = header.get("schema", {})
+    return ResponseHeader(
+        name=name.lower(),
+        required=bool(header.get("required", False)),
+        json_type=_json_type(document, schema),
+        validator=compiler.compile(schema),
+    )
+
+
 def compile_operations(document: Mapping[str, Any]) -> Iterator[Operation]:
     compiler = SchemaCompiler(document)
     for path, item in document.get("paths", {}).items():
@@ -308,9 +368,16 @@ def compile_operations(document: Mapping[str, Any]) -> Iterator[Operation]:
             body_spec = _resolve(document, op.get("requestBody", {}))
             body_schema = _json_schema(body_spec)
             responses: dict[int, jsonschema_rs.Validator | None] = {}
+            response_headers: dict[int, tuple[ResponseHeader, ...]] = {}
             for status, response in op.get("responses", {}).items():
-                schema = _json_schema(_resolve(document, response))
+                response = _resolve(document, response)
+                schema = _json_schema(response)
                 responses[int(status)] = None if schema is None else compiler.compile(schema)
+                response_headers[int(status)] = tuple(
+                    _response_header(document, compiler, name, header)
+                    for name, header in response.get("headers", {}).items()
+                    if name.lower() not in TRANSPORT_HEADERS
+                )
             yield Operation(
                 operation_id=op["operationId"],
                 method=method.upper(),
@@ -319,5 +386,6 @@ def compile_operations(document: Mapping[str, Any]) -> Iterator[Operation]:
                 body=None if body_schema is None else compiler.compile(body_schema),
                 body_required=bool(body_spec.get("required", False)),
                 responses=responses,
+                response_headers=response_headers,
                 secured=any(op.get("security", document.get("security", []))),
             )

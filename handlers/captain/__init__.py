@@ -19,6 +19,7 @@ DESCRIPTOR = ApiDescriptor(
         resources.files("pollable.openapi") / "captain.json",
         resources.files("pollable.openapi") / "captain.bounds.json",
         resources.files("pollable.openapi") / "captain.faults.json",
+        resources.files("pollable.openapi") / "captain.polling.json",
     ),
     openapi_url="/v2/openapi.json",
     docs_url="/v2/docs",

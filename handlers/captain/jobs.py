@@ -30,6 +30,7 @@ from ..common import (
     creation_clock,
     fingerprint,
     job_now,
+    job_read,
     jobs_now,
     load_job,
     new_id,
@@ -133,7 +134,7 @@ async def get_job(call: Call) -> Reply:
     counts = progress(plan, state, tally)
     page = present.FilesPage(files, limit, next_cursor)
     body = present.job(record, state, counts, page, _pricing(call), now)
-    return Reply(200, body, clock_time=clock_time(record, now))
+    return job_read(call, record, state, now, body, items=True)
 
 
 async def list_jobs(call: Call) -> Reply:

@@ -21,6 +21,7 @@ DESCRIPTOR = ApiDescriptor(
         _OPENAPI / "crosmos.additions.json",
         _OPENAPI / "crosmos.bounds.json",
         _OPENAPI / "crosmos.faults.json",
+        _OPENAPI / "crosmos.polling.json",
     ),
     openapi_url="/openapi.json",
     docs_url="/docs",

@@ -15,9 +15,9 @@ from pollable.store.base import NewJob
 from ..api import Call, Reply
 from ..common import (
     choose_scenario,
-    clock_time,
     creation_clock,
     job_now,
+    job_read,
     load_job,
     new_id,
     plan_seed,
@@ -37,7 +37,7 @@ async def get_job(call: Call) -> Reply:
         items = await call.services.store.items(
             call.principal.tenant_id, job_id, limit=record.plan.n_items
         )
-    return Reply(200, present.job(record, state, items), clock_time=clock_time(record, now))
+    return job_read(call, record, state, now, present.job(record, state, items), items=False)
 
 
 def _work(source_id: str, text: str, content_type: str = "text") -> Work:

@@ -9,11 +9,14 @@ import pytest
 from pollable.handlers.api import Call, Principal
 from pollable.handlers.common import (
     creation_clock,
+    entity_tag,
     fingerprint,
     iso,
     job_now,
     jobs_now,
+    none_match,
     preferred_scenario,
+    retry_after,
 )
 from pollable.lifecycle.errors import InvalidInput, NotFound
 from pollable.lifecycle.planner import plan_job
@@ -114,3 +117,20 @@ def test_a_job_is_computed_at_its_clocks_time() -> None:
         assert await jobs_now(call, [gone]) == [REAL]
 
     asyncio.run(run())
+
+
+def test_retry_after_is_whole_seconds_from_1_to_60() -> None:
+    assert retry_after(100.0, 100.0001) == 1
+    assert retry_after(100.0, 102.0) == 2
+    assert retry_after(100.0, 102.5) == 3
+    assert retry_after(100.0, 1000.0) == 60
+    assert retry_after(100.0, None) == 60  # nothing planned: poll slowly
+
+
+def test_if_none_match_compares_tags_weakly() -> None:
+    tag = entity_tag(b'{"a": 1}')
+    assert tag == entity_tag(b'{"a": 1}') != entity_tag(b'{"a": 2}')
+    for field in (tag, f"W/{tag}", f' "x" , {tag} ', f'"a,b",{tag}', "*", " * "):
+        assert none_match(field, tag), field
+    for field in (None, "", '"x"', tag[1:-1], f"W/{tag[1:-1]}", f'{tag[:-1]}x"', "**"):
+        assert not none_match(field, tag), field

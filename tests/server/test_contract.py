@@ -43,12 +43,18 @@ def test_vendored_operations_and_schemas_reach_the_served_contract_unchanged() -
             for key, value in operation.items():
                 if key == "responses":
                     for status, response in value.items():
-                        # The one thing added to a vendored response: the Request-Id header.
+                        # What is added to a vendored response: the Request-Id header, and
+                        # the polling headers on a job read (openapi/crosmos.polling.json).
                         served_response = dict(served_operation["responses"][status])
                         headers = dict(served_response.pop("headers"))
                         assert headers.pop("Request-Id") == {
                             "$ref": "#/components/headers/RequestId"
                         }
+                        if (path, status) == ("/api/v1/jobs/{job_id}", "200"):
+                            assert headers.pop("ETag") == {"$ref": "#/components/headers/ETag"}
+                            assert headers.pop("Retry-After") == {
+                                "$ref": "#/components/headers/PollRetryAfter"
+                            }
                         if headers:
                             served_response["headers"] = headers
                         assert served_response == response
@@ -67,7 +73,10 @@ def test_additions_only_add_responses_to_vendored_operations() -> None:
     operation = served["paths"]["/api/v1/jobs/{job_id}"]["get"]
     assert set(operation) == set(vendored["paths"]["/api/v1/jobs/{job_id}"]["get"])
     # 429 and 503: the sandbox's faults and rate limit (crosmos.faults.json).
-    assert {"200", "422", "401", "404", "429", "500", "503"} == set(operation["responses"])
+    # 304: the polling headers (crosmos.polling.json).
+    assert {"200", "304", "422", "401", "404", "429", "500", "503"} == set(
+        operation["responses"]
+    )
 
 
 @pytest.mark.parametrize("filename", ["crosmos.vendored.json", "captain.json"])
@@ -129,6 +138,23 @@ def test_merge_adds_keys_and_never_changes_a_value() -> None:
         merge_additions(base, {"a": {"b": 2}})
     with pytest.raises(ContractError):
         merge_additions(base, {"list": [1, 2]})
+
+
+def test_merge_adds_parameters_by_name_and_location_and_never_changes_one() -> None:
+    prefer = {"name": "Prefer", "in": "header", "schema": {"type": "string"}}
+    base = {"parameters": [prefer]}
+    match = {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}
+    assert merge_additions(base, {"parameters": [match]}) == {"parameters": [prefer, match]}
+    # The same parameter again is no change; the same name in another place is another one.
+    assert merge_additions(base, {"parameters": [prefer]}) == base
+    in_query = {**prefer, "in": "query"}
+    assert merge_additions(base, {"parameters": [in_query]})["parameters"] == [prefer, in_query]
+    with pytest.raises(ContractError, match="prefer"):
+        merge_additions(base, {"parameters": [{**prefer, "required": True}]})
+    ref = {"$ref": "#/components/parameters/X"}
+    assert merge_additions(base, {"parameters": [ref]})["parameters"] == [prefer, ref]
+    with pytest.raises(ContractError, match="not a parameter"):
+        merge_additions(base, {"parameters": ["Prefer"]})
 
 
 def test_merge_does_not_mutate_its_inputs() -> None:

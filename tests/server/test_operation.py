@@ -55,6 +55,7 @@ def test_query_parameters_are_coerced_defaulted_and_bounded(
         "files_limit": 50,
         "files_cursor": None,
         "prefer": None,  # the sandbox's `Prefer: fault=...` (captain.faults.json)
+        "if_none_match": None,
     }
     assert get.read_params({"job_id": "j"}, b"files_limit=500", headers)["files_limit"] == 500
     assert problems(lambda: get.read_params({"job_id": "j"}, b"files_limit=501", headers)) == [
@@ -104,20 +105,48 @@ def test_bodies_are_read_the_way_fastapi_reads_them(operations: dict[str, Operat
 
 def test_replies_must_be_declared_and_valid(operations: dict[str, Operation]) -> None:
     get = operations["get_job_status_api_v1_jobs__job_id__get"]
-    get.check_response(404, {"detail": "Job not found"})
+    get.check_response(404, {"detail": "Job not found"}, {})
     with pytest.raises(ResponseInvalid, match="not declared"):
-        get.check_response(409, {"detail": "x"})
+        get.check_response(409, {"detail": "x"}, {})
     job = {
         "job_id": ORG,
         "status": "pending",
         "source_ids": [1],
         "created_at": "2026-01-01T00:00:00Z",
     }
-    get.check_response(200, job)
+    get.check_response(200, job, TAGGED)
     with pytest.raises(ResponseInvalid):
-        get.check_response(200, {**job, "job_id": "zzz"})
+        get.check_response(200, {**job, "job_id": "zzz"}, TAGGED)
     with pytest.raises(ResponseInvalid):
-        get.check_response(200, {**job, "created_at": "yesterday"})
+        get.check_response(200, {**job, "created_at": "yesterday"}, TAGGED)
+
+
+TAGGED = {"ETag": '"0123456789abcdef0123456789abcdef"'}
+
+
+def test_replies_carry_their_declared_headers(operations: dict[str, Operation]) -> None:
+    """Required headers must be there (but ``Request-Id``, which the transport adds to
+    every response after the check), and every declared header must match its schema."""
+    get = operations["get_job_status_v2"]
+    job = {"detail": "Not authenticated"}
+    get.check_response(401, job, {"WWW-Authenticate": "Bearer"})
+    with pytest.raises(ResponseInvalid, match="www-authenticate is missing"):
+        get.check_response(401, job, {})
+    get.check_response(304, None, {"etag": '"abc"', "Retry-After": "60"})
+    get.check_response(304, None, {"ETag": '"abc"'})  # Retry-After is optional
+    with pytest.raises(ResponseInvalid, match="etag is missing"):
+        get.check_response(304, None, {"Retry-After": "5"})
+    for bad in ("0", "61", "5.5", " 5", "+5", "five", ""):
+        with pytest.raises(ResponseInvalid, match="retry-after"):
+            get.check_response(304, None, {"ETag": '"abc"', "Retry-After": bad})
+    for bad in ("abc", 'W/"abc"', '"a"b"'):
+        with pytest.raises(ResponseInvalid, match="etag"):
+            get.check_response(304, None, {"ETag": bad})
+    assert all(
+        header.name != "request-id"
+        for headers in get.response_headers.values()
+        for header in headers
+    )
 
 
 def test_integers_are_read_as_pydantic_reads_them(operations: dict[str, Operation]) -> None:
