@@ -20,16 +20,22 @@ Probe = Callable[[Api, Tenant, dict[str, str]], httpx.Response]
 
 
 def theirs(api: Api, globex: Tenant) -> dict[str, str]:
-    """globex's resources: its tenant id, one of its keys, a clock and a logged request."""
+    """globex's resources: its tenant id, one of its keys, a clock, a logged request and a
+    fault rule."""
     made = api.client.post("/sandbox/v1/clocks", json={}, headers=globex.crosmos)
     assert made.status_code == 201, made.text
     keys = api.client.get(f"/sandbox/v1/tenants/{globex.tenant.id}/keys", headers=globex.crosmos)
     logged = api.client.get("/v2/jobs", headers=globex.captain)
+    fault = api.client.post(
+        "/sandbox/v1/faults", json={"action": {"status": 503}}, headers=globex.crosmos
+    )
+    assert fault.status_code == 201, fault.text
     return {
         "tenant": globex.tenant.id,
         "key": keys.json()["data"][0]["id"],
         "clock": made.json()["id"],
         "request": logged.headers["request-id"],
+        "fault": fault.json()["id"],
     }
 
 
@@ -77,6 +83,15 @@ PROBES: dict[str, tuple[int, Probe]] = {
         "/sandbox/v1/requests", params={"tenant_id": r["tenant"]}, headers=t.crosmos)),
     "polling_report": (404, lambda a, t, r: a.client.get(
         "/sandbox/v1/reports/polling", params={"tenant_id": r["tenant"]}, headers=t.crosmos)),
+    "create_fault": (404, lambda a, t, r: a.client.post(
+        "/sandbox/v1/faults", params={"tenant_id": r["tenant"]}, json={"action": {"status": 503}},
+        headers=t.crosmos)),
+    "list_faults": (404, lambda a, t, r: a.client.get(
+        "/sandbox/v1/faults", params={"tenant_id": r["tenant"]}, headers=t.crosmos)),
+    "get_fault": (404, lambda a, t, r: a.client.get(
+        f"/sandbox/v1/faults/{r['fault']}", headers=t.crosmos)),
+    "delete_fault": (404, lambda a, t, r: a.client.delete(
+        f"/sandbox/v1/faults/{r['fault']}", headers=t.crosmos)),
 }  # fmt: skip
 
 
