@@ -72,6 +72,10 @@ _CLOCK_OPERATIONS = {
     "GET /sandbox/v1/clocks/{clock_id}", "DELETE /sandbox/v1/clocks/{clock_id}",
     "POST /sandbox/v1/clocks/{clock_id}/advance",
 }  # fmt: skip
+#: Fault rules, like clocks, belong to the tenant the admin names (tenant_id).
+_FAULT_OPERATIONS = {
+    "GET /sandbox/v1/faults/{fault_id}", "DELETE /sandbox/v1/faults/{fault_id}",
+}  # fmt: skip
 #: A request id comes only from a response's Request-Id header, which no link can follow.
 _LOG_ENTRY = {"GET /sandbox/v1/requests/{request_id}"}
 #: Warnings a run may end with, by kind, and only for these operations; each says why.
@@ -82,8 +86,8 @@ _LOG_ENTRY = {"GET /sandbox/v1/requests/{request_id}"}
 #: - validation_mismatch: mostly 422s: the admin names no tenant as often as not.
 EXPECTED_WARNINGS = {
     "sandbox-admin": {
-        "missing_test_data": _CLOCK_OPERATIONS | _LOG_ENTRY,
-        "validation_mismatch": _CLOCK_OPERATIONS,
+        "missing_test_data": _CLOCK_OPERATIONS | _FAULT_OPERATIONS | _LOG_ENTRY,
+        "validation_mismatch": _CLOCK_OPERATIONS | _FAULT_OPERATIONS,
     },
     "sandbox-tenant": {
         "missing_auth": NEVER_GRANTED["sandbox-tenant"],
