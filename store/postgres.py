@@ -15,8 +15,10 @@ ids sort as they do in SQLite.
 Atomicity comes from row locks and unique constraints, never from a process-local lock:
 an idempotency key is claimed by ``INSERT ... ON CONFLICT DO NOTHING`` (a concurrent first
 request waits for the winner's commit, then finds its job), a cancel reads the job
-``FOR UPDATE``, a clock moves in one ``UPDATE``. A server that cannot reach the database
-answers ``Unavailable`` (503) and the pool reconnects by itself once it is back.
+``FOR UPDATE``, a clock moves in one ``UPDATE``, and a tenant's credits and ``stored``
+count are checked and moved by one guarded ``UPDATE ... RETURNING`` of its row in the
+transaction that stores what they pay for (``_count``). A server that cannot reach the
+database answers ``Unavailable`` (503) and the pool reconnects by itself once it is back.
 """
 
 from __future__ import annotations
@@ -93,7 +95,8 @@ TEXT = 'text COLLATE "C"'
 REAL = "double precision"
 _LOG_TYPES = {str: TEXT, float: REAL, int: "bigint"}
 
-#: The whole schema, every statement idempotent.
+#: The whole schema, every statement idempotent. (``tenants.stored`` is in version 1: no
+#: PostgreSQL store was written before it, unlike SQLite, where it is the step to 2.)
 SCHEMA: tuple[str, ...] = (
     f"""CREATE TABLE IF NOT EXISTS tenants (
         id {TEXT} PRIMARY KEY, name {TEXT} NOT NULL UNIQUE, organization_id {TEXT} NOT NULL,
