@@ -15,8 +15,10 @@ ids sort as they do in SQLite.
 Atomicity comes from row locks and unique constraints, never from a process-local lock:
 an idempotency key is claimed by ``INSERT ... ON CONFLICT DO NOTHING`` (a concurrent first
 request waits for the winner's commit, then finds its job), a cancel reads the job
-``FOR UPDATE``, a clock moves in one ``UPDATE``. A server that cannot reach the database
-answers ``Unavailable`` (503) and the pool reconnects by itself once it is back.
+``FOR UPDATE``, a clock moves in one ``UPDATE``, and a tenant's credits and ``stored``
+count are checked and moved by one guarded ``UPDATE ... RETURNING`` of its row in the
+transaction that stores what they pay for (``_count``). A server that cannot reach the
+database answers ``Unavailable`` (503) and the pool reconnects by itself once it is back.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from .base import (
     FaultRule,
     Idempotency,
     IdempotencyMismatch,
+    InsufficientCredits,
     JobPage,
     JobRecord,
     KeyRecord,
@@ -68,9 +71,11 @@ from .base import (
     RequestEntry,
     RequestFilter,
     SchemaTooNew,
+    StorageFull,
     Store,
     StoreNotFound,
     Tenant,
+    job_size,
     milestones,
     new_clock_id,
     new_fault_id,
@@ -90,12 +95,13 @@ TEXT = 'text COLLATE "C"'
 REAL = "double precision"
 _LOG_TYPES = {str: TEXT, float: REAL, int: "bigint"}
 
-#: The whole schema, every statement idempotent.
+#: The whole schema, every statement idempotent. (``tenants.stored`` is in version 1: no
+#: PostgreSQL store was written before it, unlike SQLite, where it is the step to 2.)
 SCHEMA: tuple[str, ...] = (
     f"""CREATE TABLE IF NOT EXISTS tenants (
         id {TEXT} PRIMARY KEY, name {TEXT} NOT NULL UNIQUE, organization_id {TEXT} NOT NULL,
         credits {REAL} NOT NULL, default_scenario {TEXT}, created_at {REAL},
-        initial_credits {REAL})""",
+        initial_credits {REAL}, stored bigint NOT NULL DEFAULT 0)""",
     f"""CREATE TABLE IF NOT EXISTS clocks (
         tenant_id {TEXT} NOT NULL REFERENCES tenants (id), id {TEXT} NOT NULL, name {TEXT},
         now {REAL} NOT NULL, created_at {REAL}, PRIMARY KEY (tenant_id, id))""",
@@ -158,7 +164,7 @@ _JOB_COLUMNS = (
 _JOBS_DOT_COLUMNS = ", ".join(f"jobs.{column}" for column in _JOB_COLUMNS.split(", "))
 _CLOCK_COLUMNS = "id, tenant_id, name, now, created_at"
 _TENANT_COLUMNS = (
-    "id, name, organization_id, credits, default_scenario, created_at, initial_credits"
+    "id, name, organization_id, credits, default_scenario, created_at, initial_credits, stored"
 )
 _TENANT = f"SELECT {_TENANT_COLUMNS} FROM tenants"
 _KEY_COLUMNS = "id, tenant_id, api, environment, label, created_at, clock_id, revoked_at"
@@ -372,7 +378,9 @@ class PostgresStore(Store):
 
     @staticmethod
     def _tenant(row: Sequence[Any]) -> Tenant:
-        return Tenant(row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0)
+        return Tenant(
+            row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0, int(row[7])
+        )  # fmt: skip
 
     @staticmethod
     def _key(row: Sequence[Any]) -> KeyRecord:
@@ -392,11 +400,11 @@ class PostgresStore(Store):
             str(uuid.uuid4()), name, organization_id, credits, default_scenario, created_at,
             credits,
         )  # fmt: skip
-        row = (tenant.id, name, organization_id, credits, default_scenario, created_at, credits)
+        row = (tenant.id, name, organization_id, credits, default_scenario, created_at, credits, 0)
         async with self._connection() as conn:
             inserted = await self._maybe(
                 conn,
-                f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO tenants ({_TENANT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (name) DO NOTHING RETURNING id",
                 row,
             )
@@ -466,7 +474,10 @@ class PostgresStore(Store):
         async with self._transaction() as conn:
             await self._forget(conn, tenant_id)
             await conn.execute(
-                "UPDATE tenants SET credits = initial_credits WHERE id = %s", (tenant_id,)
+                "UPDATE tenants SET credits = initial_credits, "
+                "stored = (SELECT count(*) FROM api_keys WHERE tenant_id = tenants.id) "
+                "WHERE id = %s",
+                (tenant_id,),
             )
 
     async def add_key(
@@ -479,6 +490,7 @@ class PostgresStore(Store):
         environment: str = "",
         clock_id: str | None = None,
         created_at: float = 0.0,
+        cap: int | None = None,
     ) -> KeyRecord:
         record = KeyRecord(new_key_id(), tenant_id, api, environment, label, created_at, clock_id)
         row = (api, key_hash, tenant_id, label, record.id, environment, created_at, clock_id)
@@ -486,6 +498,7 @@ class PostgresStore(Store):
             async with self._transaction() as conn:
                 if clock_id is not None:
                     await self._get_clock(conn, tenant_id, clock_id)
+                await self._count(conn, tenant_id, 1, cap)
                 await conn.execute(
                     "INSERT INTO api_keys (api, key_hash, tenant_id, label, id, environment, "
                     "created_at, clock_id) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
@@ -506,7 +519,7 @@ class PostgresStore(Store):
             "WHERE k.api = %s AND k.key_hash = %s AND k.revoked_at IS NULL",
             (api, key_hash),
         )
-        return None if row is None else (self._tenant(row[:7]), self._key(row[7:]))
+        return None if row is None else (self._tenant(row[:8]), self._key(row[8:]))
 
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
         await self.get_tenant(tenant_id)
@@ -547,18 +560,56 @@ class PostgresStore(Store):
         return Clock(*row)
 
     async def create_clock(
-        self, tenant_id: str, *, now: float, name: str | None = None, created_at: float = 0.0
+        self,
+        tenant_id: str,
+        *,
+        now: float,
+        name: str | None = None,
+        created_at: float = 0.0,
+        cap: int | None = None,
     ) -> Clock:
         clock = Clock(new_clock_id(), tenant_id, name, now, created_at)
-        try:
-            async with self._connection() as conn:
-                await conn.execute(
-                    f"INSERT INTO clocks ({_CLOCK_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
-                    (clock.id, tenant_id, name, now, created_at),
-                )
-        except pg_errors.ForeignKeyViolation:
-            raise NotFound("tenant not found") from None
+        async with self._transaction() as conn:
+            await self._count(conn, tenant_id, 1, cap)
+            await conn.execute(
+                f"INSERT INTO clocks ({_CLOCK_COLUMNS}) VALUES (%s, %s, %s, %s, %s)",
+                (clock.id, tenant_id, name, now, created_at),
+            )
         return clock
+
+    @staticmethod
+    async def _count(
+        conn: psycopg.AsyncConnection[Any],
+        tenant_id: str,
+        size: int,
+        cap: int | None,
+        credits: float = 0.0,
+    ) -> float:
+        """Count ``size`` more stored items and spend ``credits`` in one guarded ``UPDATE``
+        in the caller's transaction. The row lock it takes holds until that transaction
+        ends, and a concurrent ``UPDATE`` of the row (in any process) waits for it, then
+        checks the guard again against the committed row: no two can pass the same guard.
+        Raises, for the caller's transaction to roll back, if the tenant is missing, cannot
+        afford it or is full. Returns the balance."""
+        row = await PostgresStore._maybe(
+            conn,
+            "UPDATE tenants SET credits = credits - %(credits)s, stored = stored + %(size)s "
+            "WHERE id = %(id)s AND (%(credits)s <= 0 OR credits >= %(credits)s) "
+            "AND (%(cap)s::bigint IS NULL OR stored + %(size)s <= %(cap)s::bigint) "
+            "RETURNING credits",
+            {"credits": float(credits), "size": size, "id": tenant_id, "cap": cap},
+        )
+        if row is not None:
+            return float(row[0])
+        found = await PostgresStore._maybe(
+            conn, "SELECT credits FROM tenants WHERE id = %s", (tenant_id,)
+        )
+        if found is None:
+            raise NotFound("tenant not found")
+        if credits > 0 and found[0] < credits:
+            raise InsufficientCredits(credits, found[0])
+        assert cap is not None
+        raise StorageFull(cap)
 
     async def get_clock(self, tenant_id: str, clock_id: str) -> Clock:
         async with self._connection() as conn:
@@ -615,13 +666,19 @@ class PostgresStore(Store):
             ):
                 raise NotFound("clock not found")
             bound = "SELECT job_id FROM jobs WHERE tenant_id = %s AND clock_id = %s"
+            freed = 1  # the clock
             for table in ("items", "idempotency"):
-                await conn.execute(
+                cursor = await conn.execute(
                     f"DELETE FROM {table} WHERE tenant_id = %s AND job_id IN ({bound})",
                     (tenant_id, tenant_id, clock_id),
                 )
-            await conn.execute(
+                freed += cursor.rowcount if table == "items" else 0
+            cursor = await conn.execute(
                 "DELETE FROM jobs WHERE tenant_id = %s AND clock_id = %s", (tenant_id, clock_id)
+            )
+            freed += cursor.rowcount
+            await conn.execute(
+                "UPDATE tenants SET stored = stored - %s WHERE id = %s", (freed, tenant_id)
             )
             await conn.execute(
                 "UPDATE api_keys SET clock_id = NULL WHERE tenant_id = %s AND clock_id = %s",
@@ -689,17 +746,19 @@ class PostgresStore(Store):
             raise IdempotencyMismatch("idempotency key reused with a different body")
         return await self._get_job(conn, tenant_id, seen[1])
 
-    async def create_job(self, tenant_id: str, job: NewJob) -> tuple[JobRecord, bool]:
+    async def create_job(
+        self, tenant_id: str, job: NewJob, *, cap: int | None = None
+    ) -> tuple[JobRecord, bool]:
         try:
             async with self._transaction() as conn:
-                return await self._create_job(conn, tenant_id, job)
+                return await self._create_job(conn, tenant_id, job, cap)
         except _Replay as replay:
             return replay.record, False
         except pg_errors.UniqueViolation:
             raise Conflict("job id already exists") from None
 
     async def _create_job(
-        self, conn: psycopg.AsyncConnection[Any], tenant_id: str, job: NewJob
+        self, conn: psycopg.AsyncConnection[Any], tenant_id: str, job: NewJob, cap: int | None
     ) -> tuple[JobRecord, bool]:
         plan = job.plan
         if job.clock_id is not None:
@@ -718,14 +777,8 @@ class PostgresStore(Store):
                 if earlier is None:  # the key's job went with its clock meanwhile
                     raise Conflict("idempotency key is being reused")
                 raise _Replay(earlier)
-        row = await self._maybe(
-            conn,
-            "UPDATE tenants SET credits = credits - %s WHERE id = %s RETURNING credits",
-            (job.credits, tenant_id),
-        )
-        if row is None:
-            raise NotFound("tenant not found")
-        remaining = row[0]
+        # Refused (no credits, full, no tenant): the raise rolls back the claim above.
+        remaining = await self._count(conn, tenant_id, job_size(job), cap, job.credits)
         serial_base = await self._advance(conn, tenant_id, "item", len(job.items)) - len(job.items)
         started_at, ends_at, final = milestones(plan)
         await conn.execute(
@@ -904,9 +957,12 @@ class PostgresStore(Store):
         )
         return int(row[0])
 
-    async def next_sequence(self, tenant_id: str, name: str) -> int:
-        async with self._connection() as conn:
-            return await self._advance(conn, tenant_id, f"seq:{name}", 1)
+    async def next_sequence(self, tenant_id: str, name: str, *, cap: int | None = None) -> int:
+        async with self._transaction() as conn:
+            value = await self._advance(conn, tenant_id, f"seq:{name}", 1)
+            if value == 1:  # a new counter: a refusal rolls its row back
+                await self._count(conn, tenant_id, 1, cap)
+            return value
 
     # -- request log --------------------------------------------------------------------
 

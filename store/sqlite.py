@@ -78,8 +78,27 @@ BUSY_TIMEOUT_MS = 10_000
 #: ``n + 1``, after ``_create_schema`` made the tables that were missing: a new table needs
 #: no step, a change to an existing one does (and ``_create_schema`` must not index a
 #: column that only the step adds). A store newer than this code is refused.
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {}
+SCHEMA_VERSION = 2
+
+
+def _count_stored(db: sqlite_utils.Database) -> None:
+    """1 -> 2: ``tenants.stored``, what each tenant stores (its jobs, items, clocks, keys
+    and ``seq:`` counters), counted once. A version 1 store written after the bounds but
+    before this step already has the column, counted and kept since: left as it is."""
+    if "stored" not in db.table("tenants").columns_dict:
+        db.table("tenants").add_column("stored", int)
+    db.execute(
+        "UPDATE tenants SET stored = "
+        "(SELECT count(*) FROM jobs WHERE tenant_id = tenants.id) "
+        "+ (SELECT count(*) FROM items WHERE tenant_id = tenants.id) "
+        "+ (SELECT count(*) FROM clocks WHERE tenant_id = tenants.id) "
+        "+ (SELECT count(*) FROM api_keys WHERE tenant_id = tenants.id) "
+        "+ (SELECT count(*) FROM sequences WHERE tenant_id = tenants.id AND name LIKE 'seq:%') "
+        "WHERE stored IS NULL"
+    )
+
+
+MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _count_stored}
 _CHUNK = 500
 
 _JOB_COLUMNS = (
@@ -221,10 +240,11 @@ class SQLiteStore(Store):
             foreign_keys=[("tenant_id", "tenants", "id")],
             if_not_exists=True,
         )
-        # Stores written before these columns existed get them (and key ids) on open.
+        # Stores written before these columns existed (and before versions) get them (and
+        # key ids) on open; ``stored`` came later, with version 2: its step adds it.
         for table, columns in (("tenants", tenants), ("api_keys", keys)):
             for name, kind in columns.items():
-                if name not in db.table(table).columns_dict:
+                if name not in db.table(table).columns_dict and name != "stored":
                     db.table(table).add_column(name, kind)
         for (rowid,) in db.execute("SELECT rowid FROM api_keys WHERE id IS NULL").fetchall():
             db.execute("UPDATE api_keys SET id = ? WHERE rowid = ?", (new_key_id(), rowid))
@@ -300,16 +320,6 @@ class SQLiteStore(Store):
             {"tenant_id": str, "name": str, "value": int},
             pk=("tenant_id", "name"),
             if_not_exists=True,
-        )
-        # Tenants of a store from before the count: counted once, on open.
-        db.execute(
-            "UPDATE tenants SET stored = "
-            "(SELECT count(*) FROM jobs WHERE tenant_id = tenants.id) "
-            "+ (SELECT count(*) FROM items WHERE tenant_id = tenants.id) "
-            "+ (SELECT count(*) FROM clocks WHERE tenant_id = tenants.id) "
-            "+ (SELECT count(*) FROM api_keys WHERE tenant_id = tenants.id) "
-            "+ (SELECT count(*) FROM sequences WHERE tenant_id = tenants.id AND name LIKE 'seq:%') "
-            "WHERE stored IS NULL"
         )
         db.table("meta").create({"name": str, "value": str}, pk="name", if_not_exists=True)
         # Fault rules: ``seq`` keeps the order they were created in; ``matched`` counts the

@@ -51,6 +51,9 @@ def test_sqlite_a_store_from_schema_v1_opens_with_its_data(tmp_path):
             assert tenant is not None
             assert (tenant.organization_id, tenant.initial_credits) == ("org_1", 100.0)
             assert tenant.credits == 100.0 - 4.0 + 1.0
+            # Counted by the step to version 2: 2 jobs, their 7 items, a clock, 2 keys (one
+            # revoked) and the counter ``seq:upload`` (the ``item`` counter is not stored).
+            assert tenant.stored == 2 + 7 + 1 + 2 + 1
             found = await store.key_for("captain", "h" * 64)
             assert found is not None
             _, key = found
@@ -77,9 +80,47 @@ def test_sqlite_a_store_from_schema_v1_opens_with_its_data(tmp_path):
             assert (entry.path, entry.response.body) == ("/v1/jobs/job-1", '{"ok":true}')
             assert await store.meta("jwt_secret", "new") == "s3cret"
             assert await store.next_sequence(tenant.id, "upload") == 2
+            assert (await store.get_tenant(tenant.id)).stored == 13  # not a new counter
             # And it goes on working as a store of today.
             await store.advance_clock(tenant.id, clock.id, by=10)
             assert (await store.get_clock(tenant.id, clock.id)).now == T0 + 15
+            await store.delete_clock(tenant.id, clock.id)  # with job-2 and its 3 items
+            assert (await store.get_tenant(tenant.id)).stored == 13 - 1 - 4
+
+    asyncio.run(check())
+    assert user_version(path) == sqlite.SCHEMA_VERSION
+
+
+def test_sqlite_the_stored_count_is_a_step_to_version_2(tmp_path, monkeypatch):
+    """Only the step adds and counts ``tenants.stored``; without it a version 1 store
+    opens without the column."""
+    path = v1_store(tmp_path / "v1.db")
+    monkeypatch.setattr(sqlite, "SCHEMA_VERSION", 2)
+    monkeypatch.setattr(sqlite, "MIGRATIONS", {1: lambda db: None})
+
+    async def open_once() -> None:
+        async with SQLiteStore(path):
+            pass
+
+    asyncio.run(open_once())
+    with sqlite3.connect(path) as conn:
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tenants)")}
+    assert "stored" not in columns and user_version(path) == 2
+
+
+def test_sqlite_a_version_1_store_that_counts_already_keeps_its_count(tmp_path):
+    """A store written at version 1 after the bounds came (it has ``stored``, kept since)
+    is not counted again by the step."""
+    path = v1_store(tmp_path / "v1.db")
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE tenants ADD COLUMN stored INTEGER")
+        conn.execute("UPDATE tenants SET stored = 5")
+        conn.execute("PRAGMA user_version = 1")
+
+    async def check() -> None:
+        async with SQLiteStore(path) as store:
+            tenant = await store.find_tenant("acme")
+            assert tenant is not None and tenant.stored == 5
 
     asyncio.run(check())
     assert user_version(path) == sqlite.SCHEMA_VERSION
@@ -127,7 +168,10 @@ def test_sqlite_a_store_from_a_newer_pollable_is_refused(tmp_path):
     path = tmp_path / "future.db"
     with sqlite3.connect(path) as conn:
         conn.execute(f"PRAGMA user_version = {sqlite.SCHEMA_VERSION + 1}")
-    with pytest.raises(SchemaTooNew, match=r"schema version 2, newer than this pollable's 1"):
+    newer, ours = sqlite.SCHEMA_VERSION + 1, sqlite.SCHEMA_VERSION
+    with pytest.raises(
+        SchemaTooNew, match=rf"schema version {newer}, newer than this pollable's {ours}"
+    ):
         asyncio.run(SQLiteStore(path).open())
     assert user_version(path) == sqlite.SCHEMA_VERSION + 1
 

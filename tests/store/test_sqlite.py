@@ -799,8 +799,10 @@ def test_sqlite_a_store_from_before_the_count_counts_on_open(tmp_path):
         return tenant.id
 
     tenant_id = asyncio.run(make())
+    # As a store at schema version 1 from before the count: no ``stored`` column.
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE tenants SET stored = NULL")
+        conn.execute("ALTER TABLE tenants DROP COLUMN stored")
+        conn.execute("PRAGMA user_version = 1")
 
     async def check() -> None:
         store = await opened(path)
