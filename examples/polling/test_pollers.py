@@ -45,8 +45,8 @@ def test_the_polite_poller_gets_no_finding(pollable: Sandbox) -> None:
     # second each) and retries; the create's retry carries the same Idempotency-Key.
     pollable.fault(status=429, retry_after=1, operation=CREATE, times=1)
     pollable.fault(status=503, retry_after=1, operation=READ, times=1)
-    uris = polite.index_and_wait(pollable.captain(), files=120, wait=advance(pollable))
-    assert len(set(uris)) == 120
+    uris = polite.index_and_wait(pollable.captain(), files=60, wait=advance(pollable))
+    assert len(set(uris)) == 60
     report = pollable.assert_polite_polling()
     keep("polite", report)
     assert [e["status"] for e in reversed(pollable.requests(status=429))] == [429]
@@ -60,7 +60,7 @@ def impolite_run(pollable: Sandbox) -> dict[str, Any]:
     pollable.fault(status=429, retry_after=1, operation=CREATE, times=1)
     client = pollable.captain()
     assert impolite.index_and_wait(client, files=3, max_polls=2, wait=advance(pollable)) == []
-    uris = impolite.index_and_wait(client, files=120, wait=advance(pollable))
+    uris = impolite.index_and_wait(client, files=60, wait=advance(pollable))
     assert len(uris) == 50  # the first page only
     return pollable.polling_report()
 

@@ -60,7 +60,7 @@ CROSMOS_ERRORS: dict[str, type[Exception]] = {
     "close": crosmos.APIConnectionError,
 }
 #: Seconds a test may take, its sandbox included (the SDKs' waits are not slept).
-BUDGET = 1.5
+BUDGET = 2.0
 
 
 class Sleeps:
