@@ -126,6 +126,10 @@ async def respond(
                 operation.operation_id, request.path_params, request.headers,
             )  # fmt: skip
         if verdict.reply is not None:
+            if operation.body is not None:
+                # Read what was sent before refusing it, as a real server does: the request
+                # log keeps it, so a retry that repeats a faulted create is recognised.
+                await request.body()
             reply = verdict.reply
         else:
             call = await _read(target, principal, services, request)

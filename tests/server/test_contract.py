@@ -74,9 +74,7 @@ def test_additions_only_add_responses_to_vendored_operations() -> None:
     assert set(operation) == set(vendored["paths"]["/api/v1/jobs/{job_id}"]["get"])
     # 429 and 503: the sandbox's faults and rate limit (crosmos.faults.json).
     # 304: the polling headers (crosmos.polling.json).
-    assert {"200", "304", "422", "401", "404", "429", "500", "503"} == set(
-        operation["responses"]
-    )
+    assert {"200", "304", "422", "401", "404", "429", "500", "503"} == set(operation["responses"])
 
 
 @pytest.mark.parametrize("filename", ["crosmos.vendored.json", "captain.json"])
