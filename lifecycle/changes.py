@@ -12,9 +12,10 @@ and the next item to reach a stage is a bisection over the items in flight.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 from .engine import (
+    first_where,
     item_window,
     outcome,
     processing_end,
@@ -119,23 +120,10 @@ def _reaches(start: float, duration: float, k: int, planned: float, t: float) ->
             break
         guess = math.nextafter(guess, math.inf)
     else:
-        return _first(there, t, end)
+        return first_where(there, t, end)
     for _ in range(_STEPS):
         earlier = math.nextafter(guess, -math.inf)
         if earlier <= t or not there(earlier):
             return guess
         guess = earlier
-    return _first(there, t, guess)
-
-
-def _first(holds: Callable[[float], bool], early: float, late: float) -> float:
-    """The first float in ``(early, late]`` where ``holds``, given it does not at ``early``
-    and does at ``late`` (and, between them, changes once)."""
-    while True:
-        middle = early + (late - early) / 2
-        if not early < middle < late:
-            return late
-        if holds(middle):
-            late = middle
-        else:
-            early = middle
+    return first_where(there, t, guess)

@@ -439,6 +439,13 @@ def _settle(
             early = late - step
             break
         late, step = late - step, step * 2
+    return first_where(holds, early, late)
+
+
+def first_where(holds: Callable[[float], bool], early: float, late: float) -> float:
+    """The first float in ``(early, late]`` where ``holds``, given it does not at ``early``
+    and does at ``late`` (and, between them, changes once): a bisection down to adjacent
+    floats."""
     while True:
         middle = early + (late - early) / 2
         if not early < middle < late:
