@@ -1,7 +1,6 @@
 """``examples/polling``, a polite and an impolite poller on the official Captain SDK, run
 against pollable by its own ``test_pollers.py``: the polite one gets no finding, the
-impolite one every kind the log lets the report see (the one it cannot is a strict xfail
-there, naming why)."""
+impolite one every kind of finding."""
 
 from __future__ import annotations
 
