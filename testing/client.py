@@ -12,6 +12,8 @@ or no answer at all, raises ``SandboxError`` carrying the RFC 9457 problem detai
 
 from __future__ import annotations
 
+import functools
+import ssl
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any, Generic, TypedDict, TypeVar, Unpack
@@ -23,6 +25,17 @@ import pollable
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 10.0
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The certificate store every client made here verifies with, loaded once a process.
+
+    httpx loads the CA bundle anew for each client it builds (about 50 ms); a test that
+    makes a control-plane client and an SDK client or two would spend most of its time
+    there. A client context is safe to share between threads.
+    """
+    return httpx.create_ssl_context()
 
 
 class Tenant(TypedDict):
@@ -210,6 +223,7 @@ class SandboxClient:
             },
             timeout=timeout,
             transport=transport,
+            verify=tls_context(),
         )
 
     def close(self) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from pollable.lifecycle.model import STAGES
 
 from .client import (
@@ -25,6 +27,7 @@ from .client import (
     Tenant,
     describe_polling,
     parse_time,
+    tls_context,
 )
 
 if TYPE_CHECKING:
@@ -104,6 +107,8 @@ class Sandbox:
         self._key_ids: list[str] = []
         self.keys: dict[str, str] = {}
         self._apis: list[str] = []
+        #: The SDK clients' connection pools, closed with the sandbox.
+        self._pools: list[httpx.Client] = []
         self.clock: SandboxClock
 
     @classmethod
@@ -169,6 +174,9 @@ class Sandbox:
             "max_retries": 0,
             "_strict_response_validation": True,
         }
+        if "http_client" not in options:
+            # The SDK's own defaults (timeouts, limits, redirects), with the shared TLS store.
+            settings["http_client"] = self._pool(crosmos.DefaultHttpxClient(verify=tls_context()))
         return crosmos.Crosmos(**{**settings, **options})
 
     def captain(self, **options: Any) -> runcaptain.Captain:
@@ -181,7 +189,21 @@ class Sandbox:
             "organization_id": self.organization_id,
             "base_url": self.base_url,
         }
+        if "httpx_client" not in options:
+            # What the SDK would build itself (its 60 s default timeout, redirects followed),
+            # with the shared TLS store.
+            settings["httpx_client"] = self._pool(
+                httpx.Client(
+                    timeout=options.get("timeout", 60),
+                    follow_redirects=options.get("follow_redirects", True),
+                    verify=tls_context(),
+                )
+            )
         return runcaptain.Captain(**{**settings, **options})
+
+    def _pool(self, http: httpx.Client) -> httpx.Client:
+        self._pools.append(http)
+        return http
 
     def requests(self, **filters: Unpack[LogFilters]) -> list[RequestEntry]:
         """The tenant's request log, newest first: every entry matching ``filters``
@@ -231,6 +253,9 @@ class Sandbox:
                 raise
         finally:
             self.client.close()
+            for pool in self._pools:
+                pool.close()
+            self._pools.clear()
 
     def __repr__(self) -> str:
         return f"<Sandbox tenant {self.tenant['name']!r} at {self.base_url}>"
