@@ -114,11 +114,19 @@ async def respond(
     faults: FaultGate | None = None,
 ) -> Reply:
     """The reply to ``request`` for ``target``'s operation, called by ``principal``, in
-    the error shape of its API. With ``faults``, a job API's request first meets its
-    tenant's rate limit and faults (``server.faults``): a faulted request never reaches
-    its handler; one to be closed unanswered raises ``Close``."""
+    the error shape of its API. With ``faults``, a job API's request that its contract
+    accepts then meets its tenant's rate limit and faults (``server.faults``): a faulted
+    request never reaches its handler; one to be closed unanswered raises ``Close``.
+
+    A request the contract refuses is answered as refused (401, 403, 413, 422) whatever
+    the rate or the rules: that answer is the same at any rate, costs no more than a 429,
+    and is what a client must see to fix its request (Schemathesis' missing-header checks
+    say so too). Its body has been read whole by then, so the request log keeps what a
+    faulted create sent, and a retry that repeats it is recognised.
+    """
     operation, shape = target.operation, target.api.error_shape
     try:
+        call = await _read(target, principal, services, request)
         verdict = NO_FAULT
         if faults is not None and principal is not None and is_job_api(target.api):
             verdict = await faults.check(
@@ -126,13 +134,8 @@ async def respond(
                 operation.operation_id, request.path_params, request.headers,
             )  # fmt: skip
         if verdict.reply is not None:
-            if operation.body is not None:
-                # Read what was sent before refusing it, as a real server does: the request
-                # log keeps it, so a retry that repeats a faulted create is recognised.
-                await request.body()
             reply = verdict.reply
         else:
-            call = await _read(target, principal, services, request)
             reply = await target.handler(call)
             if verdict.applied is not None:
                 reply = _applied(reply, verdict.applied)

@@ -1,5 +1,6 @@
 """Faults on purpose, and the per-tenant request rate limit: what a job API's request meets
-after authentication and before its handler runs (so a faulted create stores nothing).
+once it is authenticated and its contract accepts it (a refused request is answered as
+refused, at any rate), before its handler runs (so a refused create stores nothing).
 
 A request is faulted by its own ``Prefer: fault=...`` preference (RFC 7240, answered with
 ``Preference-Applied``) or by its tenant's fault rules (``/sandbox/v1/faults``, fixtures).
@@ -11,7 +12,9 @@ sharing a store, and the same sequence for the same seed. What a fault does:
 - a status (429, 503, 500) in the API's own error shape, with ``Retry-After`` in whole
   seconds, and for 429 the rate-limit headers both official SDKs read (``retry-after-ms``:
   Stainless; ``X-RateLimit-Reset``, epoch seconds: Fern's fallback);
-- latency (an asyncio sleep: other requests go on), then the request as usual;
+- latency (an asyncio sleep: other requests go on), then the request as usual: it was
+  read whole before, so it is carried out even if the client stopped waiting, as on a
+  slow real server (a create that timed out may have made its job);
 - closing the connection without an answer (``Close``; the bounded protocol,
   ``server/protocol.py``, gives each request a way to do so: ``CLOSE_EXTENSION``).
 

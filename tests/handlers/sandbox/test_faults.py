@@ -309,6 +309,27 @@ def test_the_rate_limit_is_per_tenant(limited: Api) -> None:
     assert limited.client.get("/v2/jobs", headers=acme.captain).status_code == 200
 
 
+def test_a_refused_request_is_answered_as_refused_at_any_rate(limited: Api) -> None:
+    """Over the limit, what the contract refuses is still refused as such (a missing
+    required header, another organization's, a bad parameter or body), and takes no token:
+    the limit meets only requests the API would carry out."""
+    acme = limited.tenant("acme")
+    for _ in range(5):
+        limited.client.get("/v2/jobs", headers=acme.captain)
+    assert limited.client.get("/v2/jobs", headers=acme.captain).status_code == 429
+    no_org = {"Authorization": acme.captain["Authorization"]}
+    assert limited.client.get("/v2/jobs", headers=no_org).status_code == 422
+    other_org = {**acme.captain, "X-Organization-ID": "00000000-0000-4000-8000-000000000000"}
+    assert limited.client.get("/v2/jobs", headers=other_org).status_code == 403
+    assert limited.client.get("/v2/jobs?limit=0", headers=acme.captain).status_code == 422
+    bad_body = limited.client.post(
+        "/api/v1/sources", headers=acme.crosmos, json={"sources": "not a list"}
+    )
+    assert bad_body.status_code == 422, bad_body.text
+    # Refusals took no token: a valid request waits only for what the valid ones spent.
+    assert limited.client.get("/v2/jobs", headers=acme.captain).status_code == 429
+
+
 def test_the_contract_names_every_job_apis_operations() -> None:
     """The document lists the job APIs and their operations; it must follow the registry."""
     from pollable.handlers.registry import APIS, JOB_APIS
