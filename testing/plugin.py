@@ -4,10 +4,9 @@ loads it wherever pollable is installed.
 Fixtures:
 
 - ``pollable`` (per test): a ``Sandbox``, a tenant of the test's own whose keys are bound to
-  a fresh test clock; deleted with everything it owns after the test.
-  ``pollable.assert_polite_polling()`` fails the test on any finding of the polling report.
   a fresh test clock; deleted with everything it owns after the test. ``pollable.fault(
-  status=429, operation=..., times=2)`` adds a fault rule for the test's tenant.
+  status=429, operation=..., times=2)`` adds a fault rule for the test's tenant;
+  ``pollable.assert_polite_polling()`` fails the test on any finding of the polling report.
 - ``pollable_server`` (per session): the server the tests talk to. pollable itself, in
   this process on a free port with the memory store, or the running server named by
   ``POLLABLE_URL`` and ``POLLABLE_ADMIN_TOKEN``.
