@@ -49,8 +49,9 @@ def test_faults_create_list_delete(server: dict[str, str], acme: dict[str, str])
     listed = ok("faults", "list", env=as_key).splitlines()
     assert listed[0].split() == ["ID", "API", "OPERATION", "JOB", "ACTION", "TRIGGER", "MATCHED"]
     assert [line.split()[0] for line in listed[1:]] == [rule_id, made["id"]]
-    # The rule is applied: the tenant's next Crosmos request is a 429.
-    answer = httpx.get(f"{server['POLLABLE_URL']}/api/v1/jobs/x",
+    # The rule is applied: the tenant's next valid Crosmos request is a 429.
+    job = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
+    answer = httpx.get(f"{server['POLLABLE_URL']}/api/v1/jobs/{job}",
                        headers={"Authorization": f"Bearer {acme['key']}"})  # fmt: skip
     assert answer.status_code == 429 and answer.headers["retry-after"] == "2"
     assert ok("faults", "delete", rule_id, env=as_key).strip() == f"deleted fault rule {rule_id}"

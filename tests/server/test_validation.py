@@ -97,3 +97,35 @@ def test_messages_never_quote_the_offending_value(job: Any) -> None:
 def test_error_lists_are_bounded() -> None:
     validator = SchemaCompiler({}).compile({"type": "array", "items": {"type": "string"}})
     assert len(errors(validator, list(range(500)), ("body",))) == MAX_ERRORS
+
+
+def test_references_resolve_through_the_components_they_reach() -> None:
+    """A validator carries what its schema reaches, transitively (and names with ``/`` in
+    them, escaped ``~1``); a component nobody refers to is left out."""
+    document = {
+        "components": {
+            "schemas": {
+                "Page": {
+                    "type": "object",
+                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/a~1b"}}},
+                },
+                "a/b": {"$ref": "#/components/schemas/Leaf"},
+                "Leaf": {"type": "integer", "maximum": 3},
+                "Unused": {"$ref": "#/components/schemas/Missing"},
+            }
+        }
+    }
+    compiler = SchemaCompiler(document)
+    page = compiler.compile({"$ref": "#/components/schemas/Page"})
+    assert page.is_valid({"items": [1, 3]})
+    assert errors(page, {"items": [1, 4]}, ("body",)) == [
+        {"loc": ["body", "items", 1], "msg": "Input should be less than or equal to 3", "type": "less_than_equal"}
+    ]
+    assert set(compiler._reached({"$ref": "#/components/schemas/Page"})["schemas"]) == {"Page", "a/b", "Leaf"}
+
+
+def test_a_schema_met_again_reuses_its_validator() -> None:
+    compiler = SchemaCompiler(DOCUMENT)
+    first = compiler.compile({"$ref": "#/components/schemas/Job", "description": "x"})
+    assert compiler.compile({"description": "x", "$ref": "#/components/schemas/Job"}) is first
+    assert compiler.compile({"$ref": "#/components/schemas/Job"}) is not first

@@ -327,6 +327,7 @@ def test_a_fault_rule_for_the_tests_tenant(pytester: pytest.Pytester) -> None:
             with pytest.raises(httpx.RemoteProtocolError):
                 httpx.get(pollable.base_url + "/v2/jobs", headers={
                     "Authorization": "Bearer " + pollable.captain_key,
+                    "X-Organization-ID": pollable.organization_id,
                 })
             assert [f["action"] for f in pollable.client.list_faults()][1] == {"close": True}
         """
