@@ -107,7 +107,9 @@ def test_references_resolve_through_the_components_they_reach() -> None:
             "schemas": {
                 "Page": {
                     "type": "object",
-                    "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/a~1b"}}},
+                    "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/a~1b"}}
+                    },
                 },
                 "a/b": {"$ref": "#/components/schemas/Leaf"},
                 "Leaf": {"type": "integer", "maximum": 3},
@@ -119,9 +121,17 @@ def test_references_resolve_through_the_components_they_reach() -> None:
     page = compiler.compile({"$ref": "#/components/schemas/Page"})
     assert page.is_valid({"items": [1, 3]})
     assert errors(page, {"items": [1, 4]}, ("body",)) == [
-        {"loc": ["body", "items", 1], "msg": "Input should be less than or equal to 3", "type": "less_than_equal"}
+        {
+            "loc": ["body", "items", 1],
+            "msg": "Input should be less than or equal to 3",
+            "type": "less_than_equal",
+        }
     ]
-    assert set(compiler._reached({"$ref": "#/components/schemas/Page"})["schemas"]) == {"Page", "a/b", "Leaf"}
+    assert set(compiler._reached({"$ref": "#/components/schemas/Page"})["schemas"]) == {
+        "Page",
+        "a/b",
+        "Leaf",
+    }
 
 
 def test_a_schema_met_again_reuses_its_validator() -> None:
