@@ -59,13 +59,19 @@ def _path(frame: str) -> str:
     return where.rstrip(")").rsplit(":", 1)[0]
 
 
+def _own_part(frame: str) -> str | None:
+    """The layer of pollable a frame is in (``store``), or None: py-spy names pollable's
+    files ``pollable/store/sqlite.py`` (the installed package) or ``store/sqlite.py``."""
+    parts = _path(frame).removeprefix("pollable/").split("/", 1)
+    return parts[0] if len(parts) == 2 and parts[0] in OWN else None
+
+
 def package_of(frame: str) -> str:
     """``store/sqlite.py`` -> ``pollable store``; ``uvicorn/...`` -> ``uvicorn``."""
-    path = _path(frame)
-    top = path.split("/", 1)[0].removesuffix(".py")
-    if top in OWN:
-        return f"pollable {top}"
-    return top or "?"
+    own = _own_part(frame)
+    if own is not None:
+        return f"pollable {own}"
+    return _path(frame).split("/", 1)[0].removesuffix(".py") or "?"
 
 
 def summarise(raw: Path, top: int) -> str:
@@ -82,7 +88,7 @@ def summarise(raw: Path, top: int) -> str:
         if not frames:
             continue
         total += count
-        for name in {frame_name(f) for f in frames if _path(f).split("/", 1)[0] in OWN}:
+        for name in {frame_name(f) for f in frames if _own_part(f) is not None}:
             inclusive[name] += count
         own[frame_name(frames[-1])] += count
         packages[package_of(frames[-1])] += count
@@ -106,7 +112,8 @@ def summarise(raw: Path, top: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    spy = shutil.which("py-spy")
+    # The venv's own, when it is not on PATH (.venv/bin/python -m bench.profile).
+    spy = shutil.which("py-spy") or shutil.which("py-spy", path=str(Path(sys.executable).parent))
     if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy")
     with h.workdir("profile") as work:

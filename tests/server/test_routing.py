@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import socket
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
+from connexion.middleware.abstract import ROUTING_CONTEXT
+from connexion.middleware.routing import RoutingMiddleware
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.routing import Mount, Route, Router
 
 from pollable.server.routing import anchor, segment_path
@@ -145,3 +152,109 @@ def test_over_a_real_socket(tmp_path: Path) -> None:
             assert "content-type: application/json" in head and "evil" not in head
     finally:
         server.stop()
+
+
+# -- the route index ----------------------------------------------------------------------
+
+
+def _served_routing() -> Any:
+    """The app's routing middleware, with every served API added, as create_app builds it."""
+    from pollable.server.app import create_app
+    from pollable.server.routing import AnchoredRoutingMiddleware
+    from pollable.server.settings import Settings
+
+    app = create_app(Settings(store="memory://"))
+    _, stack = app._build_middleware_stack()
+    (routing,) = [layer for layer in stack if isinstance(layer, AnchoredRoutingMiddleware)]
+    return routing
+
+
+ROUTING = _served_routing()
+TEMPLATES = sorted(
+    {
+        (method, route.path)
+        for by_shape, by_count, anywhere in ROUTING.index.routers
+        for routes in (*by_shape.values(), *by_count.values(), anywhere)
+        for route in routes
+        for method in route.methods or ()
+    }
+)
+SEGMENT = st.text(st.characters(blacklist_characters="/"), min_size=0, max_size=6)
+
+
+@st.composite
+def requests(draw: st.DrawFn) -> tuple[str, str]:
+    """A method and a path: an operation's template filled in, then perhaps bent (another
+    method, a segment more or less, a trailing slash or newline, a literal changed)."""
+    method, template = draw(st.sampled_from(TEMPLATES))
+    segments = [
+        draw(SEGMENT.filter(bool)) if part.startswith("{") else part for part in template.split("/")
+    ]
+    bend = draw(st.sampled_from(["none", "method", "more", "less", "slash", "newline", "literal"]))
+    if bend == "method":
+        method = draw(st.sampled_from(["GET", "POST", "DELETE", "PATCH", "HEAD", "PUT"]))
+    elif bend == "more":
+        segments.append(draw(SEGMENT))
+    elif bend == "less" and len(segments) > 2:
+        segments.pop()
+    elif bend == "literal":
+        segments[draw(st.integers(1, len(segments) - 1))] = draw(SEGMENT)
+    path = "/".join(segments) + {"slash": "/", "newline": "\n"}.get(bend, "")
+    return method, path
+
+
+def _starlette_routes(method: str, path: str) -> tuple[str | None, dict[str, Any]] | int:
+    """Where Connexion's own router sends the request: (operation_id, path params) of the
+    scope its operation gets, or the status it answers itself."""
+    seen: list[Any] = []
+    decode = ROUTING.app
+    inner, decode.app = decode.app, lambda scope, receive, send: _record(seen, scope)
+    statuses: list[int] = []
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    try:
+        asyncio.run(RoutingMiddleware.__call__(ROUTING, _scope(method, path), _receive, send))
+    finally:
+        decode.app = inner
+    if statuses:
+        return statuses[0]
+    (scope,) = seen
+    return scope["extensions"][ROUTING_CONTEXT]["operation_id"], scope.get("path_params", {})
+
+
+async def _record(seen: list[Any], scope: Any) -> None:
+    seen.append(scope)
+
+
+async def _receive() -> Any:
+    return {"type": "http.request", "body": b""}
+
+
+def _scope(method: str, path: str) -> dict[str, Any]:
+    return {"type": "http", "method": method, "path": path, "root_path": "", "headers": []}
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_the_index_routes_as_starlettes_router_does(request: tuple[str, str]) -> None:
+    """Whatever the index finds is where Starlette's router goes, with the same parameters;
+    and it finds every request Starlette routes to an operation of a path's own shape."""
+    method, path = request
+    found = ROUTING.index.find(_scope(method, path))
+    starlette = _starlette_routes(method, path)
+    if found is None:
+        assert isinstance(starlette, int) or starlette[0] is None, (method, path, starlette)
+    else:
+        operation, child = found
+        assert starlette == (operation.operation_id, child["path_params"]), (method, path)
+
+
+def test_every_operation_is_found_by_the_index() -> None:
+    for method, template in TEMPLATES:
+        path = re.sub(r"\{[^}]+\}", "x", template)
+        found = ROUTING.index.find(_scope(method, path))
+        assert found is not None, (method, template)
+        assert _starlette_routes(method, path) == (found[0].operation_id, found[1]["path_params"])
