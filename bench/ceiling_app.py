@@ -19,6 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .marks import marked
+
 
 def build(bodies: Mapping[str, bytes]) -> Starlette:
     async def job(request: Request) -> Response:
@@ -40,13 +42,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--bodies", required=True, help="JSON file: {path: body text}")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--marks", action="store_true", help="see bench.serve --marks")
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--http", default="auto")
     args = parser.parse_args(argv)
     with open(args.bodies, encoding="utf-8") as handle:
         bodies = {path: text.encode() for path, text in json.load(handle).items()}
+    app = build(bodies)
     uvicorn.run(
-        build(bodies),
+        marked(app) if args.marks else app,
         host=args.host,
         port=args.port,
         loop=args.loop,

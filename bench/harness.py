@@ -26,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -352,6 +352,22 @@ def load_tool(tool: str = "auto") -> str:
     if tool == "python":
         return "python asyncio+httpx load generator (chosen with --load python)"
     return "python asyncio+httpx load generator (FALLBACK: wrk is not installed)"
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far, every thread's (user + system), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(pid: int, load: Callable[[], LoadResult]) -> tuple[LoadResult, float]:
+    """``load()``, and the server's CPU microseconds per request it answered meanwhile: on a
+    shared machine a steadier measure of a server's own cost than its throughput, which
+    also moves with whatever else takes the CPUs."""
+    before = cpu_seconds(pid)
+    result = load()
+    spent = cpu_seconds(pid) - before
+    return result, spent / max(result.requests, 1) * 1e6
 
 
 def run_load(

@@ -68,6 +68,12 @@ SERVER_LABELS = {
     "prism": "Stoplight Prism mock (static example, no state)",
 }
 DOCUMENTS = {"crosmos": "/openapi.json", "captain": "/v2/openapi.json"}
+#: What each baseline leaves out, to report what it costs: variant -> (server, feature).
+COSTS = {
+    "validation": ("pollable-novalidate", "response validation"),
+    "request_log": ("pollable-nolog", "the request log"),
+    "polling_headers": ("pollable-noheaders", "polling headers (ETag; Retry-After while running)"),
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -209,23 +215,27 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 )
 
         samples: dict[str, list[h.LoadResult]] = {t.name: [] for t in targets}
+        cpu: dict[str, list[float]] = {t.name: [] for t in targets}
         total = args.rounds * len(targets)
         done = 0
         for round_no in range(args.rounds):
             shift = round_no % len(targets)
             for target in targets[shift:] + targets[:shift]:
-                result = h.run_load(
-                    servers[_server_name(target.api, target.server)].url + target.path,
-                    target.headers,
-                    duration=args.duration,
-                    **load,
+                server = servers[_server_name(target.api, target.server)]
+                result, micros = h.cpu_per_request(
+                    server.pid,
+                    lambda server=server, target=target: h.run_load(
+                        server.url + target.path, target.headers, duration=args.duration, **load
+                    ),
                 )
                 samples[target.name].append(result)
+                cpu[target.name].append(micros)
                 done += 1
                 h.log(
                     f"[{done}/{total}] round {round_no + 1}/{args.rounds} {target.name:30} "
                     f"{result.rps:8.0f} req/s  p50 {result.p50_ms:6.2f} ms  "
-                    f"p99 {result.p99_ms:6.2f} ms  errors {result.errors}"
+                    f"p99 {result.p99_ms:6.2f} ms  {micros:6.0f} us CPU/req  "
+                    f"errors {result.errors}"
                 )
 
         for api, (path, headers) in paths.items():  # the jobs did not change under load
@@ -240,6 +250,7 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "body_bytes": {api: len(bodies[path]) for api, (path, _) in paths.items()},
         "prism_body_bytes": prism_bodies,
         "samples": samples,
+        "cpu_us": cpu,
     }
 
 
@@ -286,6 +297,7 @@ def paired(samples: dict[str, list[h.LoadResult]], name: str, base: str) -> list
 
 def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any]) -> None:
     samples: dict[str, list[h.LoadResult]] = results["samples"]
+    cpu: dict[str, list[float]] = results["cpu_us"]
     medians = {name: h.median([r.rps for r in runs]) for name, runs in samples.items()}
     ratios = {name: paired(samples, name, name.split("/", 1)[0] + "/ceiling") for name in samples}
     rows = []
@@ -301,6 +313,7 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
                 f"{h.median([r.p99_ms for r in runs]):.2f}",
                 f"{h.median(ratios[name]):.2f}",
                 f"{min(ratios[name]):.2f}-{max(ratios[name]):.2f}",
+                f"{h.median(cpu[name]):,.0f}",
                 ", ".join(f"{r.rps:,.0f}" for r in runs),
                 sum(r.errors for r in runs),
             ]
@@ -313,6 +326,7 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
         "p99 ms",
         "x ceiling",
         "range",
+        "CPU us/req",
         "req/s per round",
         "errors",
     ]
@@ -326,42 +340,23 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
     print()
     print(h.table(headers, rows))
     print()
-    validation = {}
     apis = list(results["paths"])
-    for api in apis:
-        on, off = f"{api}/pollable", f"{api}/pollable-novalidate"
-        if on in samples and off in samples:
-            share = h.median(paired(samples, on, off))
-            validation[api] = 1 - share
+    costs: dict[str, dict[str, dict[str, float]]] = {}
+    for variant, (baseline, what) in COSTS.items():
+        for api in apis:
+            on, off = f"{api}/pollable", f"{api}/{baseline}"
+            if on not in samples or off not in samples:
+                continue
+            ratios_rps = paired(samples, on, off)
+            # CPU per request of the server with the feature over the server without it.
+            ratios_cpu = [a / b for a, b in zip(cpu[on], cpu[off], strict=True)]
+            share, extra = h.median(ratios_rps), h.median(ratios_cpu) - 1
+            costs.setdefault(variant, {})[api] = {"throughput": 1 - share, "cpu": extra}
             print(
-                f"- {api}: with response validation pollable serves {share:.2f}x the requests "
-                f"it serves without (median of per-round ratios: validation costs "
-                f"{1 - share:.0%}); body {results['body_bytes'][api]:,} B"
-            )
-    request_log = {}
-    for api in apis:
-        on, off = f"{api}/pollable", f"{api}/pollable-nolog"
-        if on in samples and off in samples:
-            share = h.median(paired(samples, on, off))
-            request_log[api] = 1 - share
-            ratios_log = paired(samples, on, off)
-            print(
-                f"- {api}: with the request log on pollable serves {share:.2f}x the requests it "
-                f"serves with it off (median of per-round ratios, range "
-                f"{min(ratios_log):.2f}-{max(ratios_log):.2f}: the log costs {1 - share:.0%})"
-            )
-    polling_headers = {}
-    for api in apis:
-        on, off = f"{api}/pollable", f"{api}/pollable-noheaders"
-        if on in samples and off in samples:
-            ratios_headers = paired(samples, on, off)
-            share = h.median(ratios_headers)
-            polling_headers[api] = 1 - share
-            print(
-                f"- {api}: with polling headers (ETag; Retry-After while running) pollable "
-                f"serves {share:.2f}x the requests it serves without (median of per-round "
-                f"ratios, range {min(ratios_headers):.2f}-{max(ratios_headers):.2f}: the "
-                f"headers cost {1 - share:.0%})"
+                f"- {api}: with {what} pollable serves {share:.2f}x the requests it serves "
+                f"without (median of per-round ratios, range {min(ratios_rps):.2f}-"
+                f"{max(ratios_rps):.2f}: {1 - share:.0%} of throughput), at {1 + extra:.2f}x "
+                f"its CPU per request (range {min(ratios_cpu):.2f}-{max(ratios_cpu):.2f})"
             )
     for api, size in results["prism_body_bytes"].items():
         print(
@@ -381,10 +376,9 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
             "body_bytes": results["body_bytes"],
             "median_rps": medians,
             "ratio_to_ceiling": {name: h.median(values) for name, values in ratios.items()},
-            "validation_cost": validation,
-            "request_log_cost": request_log,
-            "polling_headers_cost": polling_headers,
+            "costs": costs,
             "samples": samples,
+            "cpu_us": cpu,
         },
     )
     print(f"- Raw numbers: {path.relative_to(h.ROOT)}")

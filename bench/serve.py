@@ -28,6 +28,8 @@ from pollable.server.protocol import PROTOCOLS, uvicorn_options
 from pollable.server.settings import Settings
 from pollable.store.base import JobRecord
 
+from .marks import marked
+
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.serve")
@@ -41,6 +43,11 @@ def main(argv: list[str] | None = None) -> None:
         "--no-polling-headers",
         action="store_true",
         help="the baseline of bench.hot_path only: job reads as before polling headers",
+    )
+    parser.add_argument(
+        "--marks",
+        action="store_true",
+        help="bench.cost only: GET /__bench_mark marks a window for callgrind (os.getppid)",
     )
     parser.add_argument("--loop", default="auto")
     parser.add_argument("--http", default="auto", choices=sorted(PROTOCOLS))
@@ -59,8 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         rate_burst=10**9,
     )
     apis = _without_polling_headers() if args.no_polling_headers else REGISTRY
+    app = create_app(settings, apis=apis)
     uvicorn.run(
-        create_app(settings, apis=apis),
+        marked(app) if args.marks else app,
         host=settings.host,
         port=settings.port,
         loop=args.loop,

@@ -152,7 +152,10 @@ class JobPage:
     total: int
 
 
-@dataclass(frozen=True)
+# The request log's records are made on every request's path: slotted and not frozen,
+# they are built in a third of the time (a frozen dataclass sets each field through
+# object.__setattr__). Nothing changes one once made.
+@dataclass(slots=True)
 class LoggedMessage:
     """One side of a logged exchange, credentials already redacted."""
 
@@ -167,7 +170,7 @@ class LoggedMessage:
     truncated: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestEntry:
     """One request to a served API, as the request log keeps it."""
 
