@@ -66,7 +66,11 @@ SERVER_LABELS = {
     "pollable-nolog": "pollable (request log off)",
     "pollable-noheaders": "pollable (no polling headers: ETag, Retry-After)",
     "prism": "Stoplight Prism mock (static example, no state)",
+    "fastapi-async": "FastAPI peer, async def (HTTPBearer, key and row in SQLite, response_model)",
+    "fastapi-sync": "FastAPI peer, def (the same, on FastAPI's thread pool)",
 }
+#: The hand-written FastAPI peer (``bench.peer_fastapi``) serves the Crosmos GET only.
+PEERS = ("fastapi-async", "fastapi-sync")
 DOCUMENTS = {"crosmos": "/openapi.json", "captain": "/v2/openapi.json"}
 #: What each baseline leaves out, to report what it costs: variant -> (server, feature).
 COSTS = {
@@ -97,6 +101,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--no-unheaded", action="store_true", help="skip pollable without polling headers"
     )
     parser.add_argument("--no-prism", action="store_true", help="skip Stoplight Prism")
+    parser.add_argument("--no-peer", action="store_true", help="skip the FastAPI peer")
     parser.add_argument(
         "--load",
         choices=("auto", "wrk", "python"),
@@ -167,6 +172,19 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             servers["pollable-noheaders"] = h.pollable_server(
                 "pollable-noheaders", store_url, work, polling_headers=False
             ).start()
+        if not args.no_peer:
+            import json
+
+            from .peer_fastapi import build_db
+
+            path = paths["crosmos"][0]
+            key = tenant.crosmos["Authorization"].removeprefix("Bearer ")
+            build_db(work / "peer.db", key, {crosmos_id: json.loads(bodies[path])})
+            for name in PEERS:
+                h.log(f"starting the {SERVER_LABELS[name]}")
+                servers[name] = h.peer_server(
+                    name, work / "peer.db", work, sync=name == "fastapi-sync"
+                ).start()
         h.log("starting the bare Starlette ceiling")
         servers["ceiling"] = h.ceiling_server("ceiling", bodies, work).start()
         prism_bodies: dict[str, int] = {}
@@ -191,8 +209,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
                 "pollable-nolog",
                 "pollable-noheaders",
                 "prism",
+                *PEERS,
             )
-            if _server_name(api, server) in servers
+            if _server_name(api, server) in servers and (api == "crosmos" or server not in PEERS)
         ]
         for target in targets:  # every server but Prism answers the very same bytes
             got = h.fetch(
@@ -200,6 +219,9 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
             if target.server == "prism":
                 prism_bodies[target.api] = len(got)
+            elif target.server in PEERS:  # the same job; pydantic writes its instants its way
+                if not _same_job(got, bodies[target.path]):
+                    raise SystemExit(f"{target.name} answers another job than pollable")
             elif got != bodies[target.path]:
                 raise SystemExit(f"{target.name} answers different bytes than pollable")
 
@@ -285,6 +307,17 @@ def _running_captain_job(base: str, tenant: h.TenantKeys) -> str:
     return job_id
 
 
+def _same_job(peer: bytes, ours: bytes) -> bool:
+    import json
+
+    a, b = json.loads(peer), json.loads(ours)
+    fields = ("job_id", "status", "source_ids", "result", "error_message")
+    instants = ("created_at", "started_at", "completed_at")
+    return all(a.get(f) == b.get(f) for f in fields) and all(
+        (a.get(f) is None) == (b.get(f) is None) for f in instants
+    )
+
+
 def _server_name(api: str, server: str) -> str:
     """Prism mocks one document at a time: one server per API; the others serve both."""
     return f"{api}/prism" if server == "prism" else server
@@ -358,6 +391,17 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
                 f"{max(ratios_rps):.2f}: {1 - share:.0%} of throughput), at {1 + extra:.2f}x "
                 f"its CPU per request (range {min(ratios_cpu):.2f}-{max(ratios_cpu):.2f})"
             )
+    peers: dict[str, float] = {}
+    for peer in PEERS:
+        name = f"crosmos/{peer}"
+        if name in samples:
+            ahead = paired(samples, "crosmos/pollable", name)
+            peers[peer] = h.median(ahead)
+            print(
+                f"- crosmos: pollable serves {h.median(ahead):.2f}x the requests of the "
+                f"{SERVER_LABELS[peer]} (median of per-round ratios, range "
+                f"{min(ahead):.2f}-{max(ahead):.2f})"
+            )
     for api, size in results["prism_body_bytes"].items():
         print(
             f"- {api}: Prism answers a {size:,} B example generated from the schema, the same for "
@@ -377,6 +421,7 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
             "median_rps": medians,
             "ratio_to_ceiling": {name: h.median(values) for name, values in ratios.items()},
             "costs": costs,
+            "ahead_of_peers": peers,
             "samples": samples,
             "cpu_us": cpu,
         },

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from collections.abc import Hashable
 from typing import Any
 
+import orjson
 import uvicorn
 
 from pollable.handlers.api import Call, Reply
-from pollable.handlers.common import clock_time
+from pollable.handlers.common import read_reply
 from pollable.handlers.descriptor import ApiDescriptor
 from pollable.handlers.registry import REGISTRY
 from pollable.lifecycle.model import JobState
@@ -88,9 +90,17 @@ def _without_polling_headers() -> tuple[ApiDescriptor, ...]:
     from pollable.handlers.crosmos import jobs as crosmos_jobs
 
     def body_alone(
-        call: Call, record: JobRecord, state: JobState, now: float, body: Any, *, items: bool
+        call: Call,
+        record: JobRecord,
+        state: JobState,
+        now: float,
+        body: Any,
+        *,
+        items: bool,
+        page: tuple[Hashable, ...] = (),
     ) -> Reply:
-        return Reply(200, body, clock_time=clock_time(record, now))
+        # As job_read, finished jobs' replies kept, without the headers.
+        return read_reply(call, record, state, now, body, orjson.dumps(body), {}, page)
 
     for module in (crosmos_jobs, captain_jobs):
         module.job_read = body_alone  # type: ignore[attr-defined]

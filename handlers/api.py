@@ -10,6 +10,7 @@ from pollable.store.base import Store
 
 if TYPE_CHECKING:
     from .descriptor import ApiDescriptor
+    from .replies import FinalRead, FinalReplies
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,8 @@ class Services(Protocol):
     def job_apis(self) -> Sequence[ApiDescriptor]: ...
     @property
     def request_log(self) -> RequestLog: ...
+    @property
+    def final_replies(self) -> FinalReplies: ...
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,11 @@ class Reply:
     #: ``body`` already encoded as JSON, when the handler needed the bytes (to tag them):
     #: sent as they are rather than encoded again. Only ever set together with ``body``.
     payload: bytes | None = None
+    #: A reply that can never change (a finished job's read), and what it was made of:
+    #: once checked against the contract it is kept and reused (``handlers.replies``).
+    final: FinalRead | None = None
+    #: Already checked against the contract (a kept reply): not checked again.
+    checked: bool = False
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from pollable.lifecycle.scenarios import Scenario
 from pollable.store.base import InsufficientCredits, JobRecord, NewJob, StorageFull
 
 from .api import Call, Reply
+from .replies import FinalRead
 
 PREFER_LOC = ("header", "prefer")
 #: The request header that binds a job being created to a test clock of the tenant.
@@ -212,6 +214,18 @@ def none_match(field: str | None, tag: str) -> bool:
     return tag in _ENTITY_TAG.findall(field)
 
 
+def kept_reply(call: Call, record: JobRecord, now: float, *page: Hashable) -> Reply | None:
+    """The reply kept for this read of a job that was over by ``now``, made from the job as
+    it is (``handlers.replies``); ``page``: what selects what the read shows. Asked before
+    the job's state is computed: a kept reply needs none of it."""
+    kept = call.services.final_replies.get(read_key(record, *page), record, now)
+    return None if kept is None else _answer(call, record, now, kept)
+
+
+def read_key(record: JobRecord, *page: Hashable) -> Hashable:
+    return (record.api, record.tenant_id, record.job_id, *page)
+
+
 def job_read(
     call: Call,
     record: JobRecord,
@@ -220,17 +234,46 @@ def job_read(
     body: Any,
     *,
     items: bool,
+    page: tuple[Hashable, ...] = (),
 ) -> Reply:
     """The reply to a read of one job: ``body`` with its ``ETag``, and while the job is
     not over a ``Retry-After`` until it next changes (``items``: whether the read shows
     progress, or only its status); 304 with the same headers and no body when the request's
-    ``If-None-Match`` matches."""
+    ``If-None-Match`` matches. A finished job's reply is kept once it is checked, for the
+    reads of the same ``page`` (``kept_reply``)."""
     payload = orjson.dumps(body)
-    tag = entity_tag(payload)
-    headers = {"ETag": tag}
+    headers = {"ETag": entity_tag(payload)}
     if not state.status.terminal:
         following = next_change(record.plan, record.events, now, items=items, state=state)
         headers["Retry-After"] = str(retry_after(now, following))
-    if none_match(call.params.get("if_none_match"), tag):
-        return Reply(304, None, headers, clock_time=clock_time(record, now))
-    return Reply(200, body, headers, clock_time=clock_time(record, now), payload=payload)
+    return read_reply(call, record, state, now, body, payload, headers, page)
+
+
+def read_reply(
+    call: Call,
+    record: JobRecord,
+    state: JobState,
+    now: float,
+    body: Any,
+    payload: bytes,
+    headers: dict[str, str],
+    page: tuple[Hashable, ...],
+) -> Reply:
+    """``job_read``'s reply once its headers are known: kept if the job is over."""
+    final = None
+    if state.status.terminal:
+        final = FinalRead(read_key(record, *page), record.plan, record.events, state.as_of)
+    reply = Reply(200, body, headers, payload=payload, final=final)
+    return _answer(call, record, now, reply)
+
+
+def _answer(call: Call, record: JobRecord, now: float, reply: Reply) -> Reply:
+    """``reply`` (a 200 of a job read) as this request gets it: 304 when its
+    ``If-None-Match`` matches the tag, and at this request's clock time."""
+    moment = clock_time(record, now)
+    tag = reply.headers.get("ETag")
+    if tag is not None and none_match(call.params.get("if_none_match"), tag):
+        return Reply(304, None, reply.headers, clock_time=moment)
+    if moment is None:
+        return reply
+    return dataclasses.replace(reply, clock_time=moment)

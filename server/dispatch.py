@@ -125,13 +125,14 @@ async def respond(
     faulted create sent, and a retry that repeats it is recognised.
     """
     operation, shape = target.operation, target.api.error_shape
+    fields = first_values(request.headers)
     try:
-        call = await _read(target, principal, services, request)
+        call = await _read(target, principal, services, request, fields)
         verdict = NO_FAULT
         if faults is not None and principal is not None and is_job_api(target.api):
             verdict = await faults.check(
                 services.store, principal.tenant_id, target.api.name,
-                operation.operation_id, request.path_params, request.headers,
+                operation.operation_id, request.path_params, fields,
             )  # fmt: skip
         if verdict.reply is not None:
             reply = verdict.reply
@@ -147,12 +148,14 @@ async def respond(
         log.exception("handler of %s failed", operation.operation_id)
         return in_shape(INTERNAL_ERROR, shape)
     reply = in_shape(reply, shape)
-    if validate_responses:
+    if validate_responses and not reply.checked:
         try:
             operation.check_response(reply.status, reply.body, reply.headers)
         except ResponseInvalid:
             log.exception("refusing to send a response that breaks the contract")
             return in_shape(INTERNAL_ERROR, shape)
+    if reply.final is not None:
+        services.final_replies.keep(reply)
     return reply
 
 
@@ -160,11 +163,21 @@ def _applied(reply: Reply, preference: str) -> Reply:
     """``reply`` announcing one more applied preference (RFC 7240: a comma-separated list)."""
     earlier = reply.headers.get("Preference-Applied")
     applied = preference if earlier is None else f"{earlier}, {preference}"
-    return dataclasses.replace(reply, headers={**reply.headers, "Preference-Applied": applied})
+    # Not the reply that can be kept (or was): it says what this request preferred.
+    return dataclasses.replace(
+        reply,
+        headers={**reply.headers, "Preference-Applied": applied},
+        final=None,
+        checked=False,
+    )
 
 
 async def _read(
-    target: Bound, principal: Principal | None, services: Services, request: Request
+    target: Bound,
+    principal: Principal | None,
+    services: Services,
+    request: Request,
+    headers: Mapping[str, str],
 ) -> Call:
     if principal is None:
         if target.operation.secured:
@@ -173,12 +186,13 @@ async def _read(
             raise Unauthorized(NOT_AUTHENTICATED)
         principal = Principal("", "", "", target.api.name)
     operation, header = target.operation, target.api.organization_header
-    headers = first_values(request.headers)
     if header is not None:
         check_organization(target.api, principal, headers.get(header.lower()))
     problems = []
     try:
-        params = operation.read_params(request.path_params, request.query_string, request.headers)
+        params = operation.read_params(
+            request.path_params, request.query_string, request.headers, headers
+        )
     except RequestInvalid as exc:
         problems.extend(exc.items)
     body = None

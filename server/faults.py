@@ -37,8 +37,6 @@ from pollable.handlers.api import Reply
 from pollable.lifecycle.errors import InvalidInput, NotFound
 from pollable.store.base import FaultRule, Store
 
-from .headers import first_values
-
 #: The statuses a fault can answer; every job-API operation declares them.
 FAULT_STATUSES = (429, 500, 503)
 #: What ``Prefer: fault=...`` and a rule may ask for, at most.
@@ -225,15 +223,16 @@ class FaultGate:
         api: str,
         operation_id: str,
         path_params: Mapping[str, Any],
-        headers: Sequence[tuple[bytes, bytes]],
+        fields: Mapping[str, str],
     ) -> Verdict:
-        """Raises ``Close`` for a request whose connection is to close unanswered, and
+        """``fields``: the request's header fields (``headers.first_values``). Raises
+        ``Close`` for a request whose connection is to close unanswered, and
         ``InvalidInput`` for a fault preference pollable does not know."""
         wait = self.limiter.take(tenant_id)
         if wait > 0:
             detail = f"Too Many Requests: at most {self.limiter.rate:g} a second"
             return Verdict(status_reply(429, retry_after=wait, limit=self.limit, detail=detail))
-        preferred = preferred_fault(first_values(headers).get("prefer"))
+        preferred = preferred_fault(fields.get("prefer"))
         actions = [] if preferred is None else [preferred]
         rules = await store.list_faults(tenant_id)
         if rules:

@@ -165,10 +165,12 @@ class Operation:
         path_params: Mapping[str, Any],
         query_string: bytes,
         headers: Sequence[tuple[bytes, bytes]],
+        fields: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """Parameters by key, coerced, defaulted and validated; raises ``RequestInvalid``."""
+        """Parameters by key, coerced, defaulted and validated; raises ``RequestInvalid``.
+        ``fields``: ``headers`` as ``first_values`` reads them, if the caller has them."""
         query = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-        header_map = first_values(headers)
+        header_map = first_values(headers) if fields is None else fields
         found: dict[str, Any] = {}
         problems: list[ErrorItem] = []
         for param in self.params:

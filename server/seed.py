@@ -57,6 +57,7 @@ import yaml
 from pollable.handlers.api import NoRequestLog, Principal, Reply, Services
 from pollable.handlers.descriptor import ApiDescriptor, KeyRule, hash_key
 from pollable.handlers.registry import JOB_APIS, REGISTRY, by_name
+from pollable.handlers.replies import FinalReplies
 from pollable.lifecycle import scenarios
 from pollable.store.base import Store, Tenant
 
@@ -237,6 +238,7 @@ class Clocked:
     now: Callable[[], float]
     job_apis: Sequence[ApiDescriptor] = JOB_APIS
     request_log: NoRequestLog = field(default_factory=NoRequestLog)
+    final_replies: FinalReplies = field(default_factory=FinalReplies)
 
 
 def services_at(store: Store, settings: Settings, moment: float) -> Clocked:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pollable.handlers.descriptor import ApiDescriptor
+from pollable.handlers.replies import FinalReplies
 from pollable.store.base import Store
 
 from .auth import Authenticator
@@ -26,3 +27,5 @@ class Services:
     job_apis: Sequence[ApiDescriptor] = ()
     #: The admin token, when this process generated it on a fresh store (to print once).
     new_admin_token: str | None = None
+    #: Checked replies of finished jobs, reused while the job is as it was.
+    final_replies: FinalReplies = field(default_factory=FinalReplies)

@@ -7,14 +7,27 @@ tenant is ``NotFound``, exactly like a job that does not exist.
 from __future__ import annotations
 
 import abc
+import functools
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+import orjson
+
+from pollable.lifecycle.codec import plan_from_data
 from pollable.lifecycle.engine import outcome
 from pollable.lifecycle.errors import Conflict
 from pollable.lifecycle.model import Event, Item, Plan, Status, Tally
+
+
+@functools.lru_cache(maxsize=4096)
+def decode_plan(text: str | bytes) -> Plan:
+    """A plan from the JSON a store keeps. A plan never changes once made, so the same text
+    is decoded once per process and the same ``Plan`` is returned: every read of a job
+    would decode it otherwise, and a kept reply (``handlers.replies``) knows its job's
+    plan by identity first."""
+    return plan_from_data(orjson.loads(text))
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from psycopg import errors as pg_errors
 from psycopg.types.string import StrDumperUnknown, TextLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from pollable.lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
+from pollable.lifecycle.codec import event_from_data, event_to_data, plan_to_data
 from pollable.lifecycle.engine import applies, completes_at
 from pollable.lifecycle.errors import Conflict, NotFound, Unavailable
 from pollable.lifecycle.model import (
@@ -75,6 +75,7 @@ from .base import (
     Store,
     StoreNotFound,
     Tenant,
+    decode_plan,
     job_size,
     milestones,
     new_clock_id,
@@ -699,7 +700,7 @@ class PostgresStore(Store):
             kind=kind,
             collection=collection,
             attrs=orjson.loads(attrs),
-            plan=plan_from_data(orjson.loads(plan)),
+            plan=decode_plan(plan),
             events=tuple(event_from_data(e) for e in orjson.loads(events)),
             serial_base=int(serial_base),
             credits_remaining=credits,

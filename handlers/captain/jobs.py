@@ -32,6 +32,7 @@ from ..common import (
     job_now,
     job_read,
     jobs_now,
+    kept_reply,
     load_job,
     new_id,
     next_sequence,
@@ -124,6 +125,9 @@ async def get_job(call: Call) -> Reply:
     after = _decode_cursor(job_id, call.params.get("files_cursor"), plan.n_items)
     limit = call.params["files_limit"]
     now = await job_now(call, record)
+    kept = kept_reply(call, record, now, after, limit)
+    if kept is not None:
+        return kept
     state = state_at(plan, record.events, now)
     files = await store.items(tenant, job_id, after=after, limit=limit)
     last = files[-1].ordinal if files else plan.n_items
@@ -134,7 +138,7 @@ async def get_job(call: Call) -> Reply:
     counts = progress(plan, state, tally)
     page = present.FilesPage(files, limit, next_cursor)
     body = present.job(record, state, counts, page, _pricing(call), now)
-    return job_read(call, record, state, now, body, items=True)
+    return job_read(call, record, state, now, body, items=True, page=(after, limit))
 
 
 async def list_jobs(call: Call) -> Reply:

@@ -18,6 +18,7 @@ from ..common import (
     creation_clock,
     job_now,
     job_read,
+    kept_reply,
     load_job,
     new_id,
     plan_seed,
@@ -31,13 +32,17 @@ async def get_job(call: Call) -> Reply:
     job_id = str(uuid.UUID(call.params["job_id"]))
     record = await load_job(call, job_id)
     now = await job_now(call, record)
+    kept = kept_reply(call, record, now)
+    if kept is not None:
+        return kept
     state = state_at(record.plan, record.events, now)
     items = None
     if state.status.terminal:
         items = await call.services.store.items(
             call.principal.tenant_id, job_id, limit=record.plan.n_items
         )
-    return job_read(call, record, state, now, present.job(record, state, items), items=False)
+    body = present.job(record, state, items)
+    return job_read(call, record, state, now, body, items=False)
 
 
 def _work(source_id: str, text: str, content_type: str = "text") -> Work:
