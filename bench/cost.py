@@ -46,6 +46,7 @@ from typing import Any
 from . import harness as h
 from .hot_path import _running_captain_job
 from .marks import MARK_PATH
+from .peer_fastapi import build_db
 
 #: The variants, as in ``hot_path``: name -> (label, ``bench.serve`` flags).
 VARIANTS: dict[str, tuple[str, list[str]]] = {
@@ -59,6 +60,8 @@ COSTS = {
     "the request log": "pollable-nolog",
     "polling headers": "pollable-noheaders",
 }
+#: The hand-written FastAPI peer (``bench.peer_fastapi``), counted on the Crosmos GET.
+PEER = "fastapi-async"
 #: Seconds after a measured run before its closing mark: the log's last batch is written.
 SETTLE = 1.5
 
@@ -107,12 +110,22 @@ def run(args: argparse.Namespace, work: Path, valgrind: str) -> dict[str, Any]:
             "captain-running": (f"/v2/jobs/{running_id}", tenant.captain),
         }
         bodies = {path: h.fetch(base, path, headers) for path, headers in targets.values()}
+    peer_db = work / "peer.db"
+    crosmos_path = targets["crosmos"][0]
+    key = tenant.crosmos["Authorization"].removeprefix("Bearer ")
+    build_db(peer_db, key, {crosmos_id: json.loads(bodies[crosmos_path])})
 
     def counted(name: str) -> dict[str, float]:
+        mine, answers = targets, bodies
         if name == "ceiling":
             path = work / "ceiling-bodies.json"
             path.write_text(json.dumps({p: b.decode() for p, b in bodies.items()}))
             serve = ["-m", "bench.ceiling_app", "--bodies", str(path)]
+        elif name == PEER:
+            serve = ["-m", "bench.peer_fastapi", "--db", str(peer_db)]
+            # The Crosmos GET only; pydantic writes the same job's instants its own way.
+            mine = {"crosmos": targets["crosmos"]}
+            answers = {crosmos_path: _peer_body(peer_db, crosmos_path, targets["crosmos"][1])}
         else:
             serve = ["-m", "bench.serve", "--store", store_url, *VARIANTS[name][1]]
         out = work / f"callgrind-{name}"
@@ -125,24 +138,24 @@ def run(args: argparse.Namespace, work: Path, valgrind: str) -> dict[str, Any]:
         h.log(f"{name}: starting under callgrind (a few minutes)")
         server = h.Server(name, argv, port, work).start(timeout=1200)
         try:
-            for target, (path, headers) in targets.items():
-                _get(server.port, path, headers, args.warmup, bodies[path])
+            for target, (path, headers) in mine.items():
+                _get(server.port, path, headers, args.warmup, answers[path])
                 _get(server.port, MARK_PATH, {}, 1, b"")
-                _get(server.port, path, headers, args.requests, bodies[path])
+                _get(server.port, path, headers, args.requests, answers[path])
                 time.sleep(SETTLE)
                 _get(server.port, MARK_PATH, {}, 1, b"")
                 h.log(f"{name}: {target} counted")
         finally:
             pid = server.pid
             server.stop(timeout=600)
-        loop = _windows(Path(f"{out}.{pid}"), len(targets))
+        loop = _windows(Path(f"{out}.{pid}"), len(mine))
         others = [p for p in work.glob(f"{out.name}.{pid}-*") if not p.name.endswith("-01")]
         background = sum(_total(part) for part in others)
-        served = len(targets) * (args.warmup + args.requests)
-        counted = {t: count / args.requests for t, count in zip(targets, loop, strict=True)}
+        served = len(mine) * (args.warmup + args.requests)
+        counted = {t: count / args.requests for t, count in zip(mine, loop, strict=True)}
         return {**counted, "background": background / served}
 
-    names = ["ceiling", *VARIANTS]
+    names = ["ceiling", *VARIANTS, PEER]
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
         per_request = dict(zip(names, pool.map(counted, names), strict=True))
     return {
@@ -151,6 +164,12 @@ def run(args: argparse.Namespace, work: Path, valgrind: str) -> dict[str, Any]:
         "body_bytes": {t: len(bodies[path]) for t, (path, _) in targets.items()},
         "instructions_per_request": per_request,
     }
+
+
+def _peer_body(db: Path, path: str, headers: Mapping[str, str]) -> bytes:
+    """What the peer answers for ``path``, from a peer outside valgrind."""
+    with h.peer_server("peer-setup", db, db.parent, sync=False).start() as peer:
+        return h.fetch(peer.url, path, headers)
 
 
 def _get(port: int, path: str, headers: Mapping[str, str], times: int, body: bytes) -> None:
@@ -204,10 +223,13 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
     labels = {"ceiling": "bare Starlette ceiling (same bytes)"} | {
         name: label for name, (label, _) in VARIANTS.items()
     }
+    labels[PEER] = "FastAPI peer, async def (HTTPBearer, key and row in SQLite, response_model)"
     rows = []
     for target in targets:
         ceiling = counts["ceiling"][target]
-        for name in ("ceiling", *VARIANTS):
+        for name in ("ceiling", *VARIANTS, PEER):
+            if target not in counts[name]:
+                continue
             mine = counts[name][target]
             rows.append([target, labels[name], f"{mine / 1000:,.0f}k", f"{ceiling / mine:.2f}"])
     print(h.table(["target", "server", "event loop: instructions / GET", "ceiling / server"], rows))
@@ -224,6 +246,8 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
             costs.setdefault(feature, {})[target] = share
         shown = ", ".join(f"{t} {costs[feature][t]:+.1%}" for t in targets)
         print(f"- {feature}: {shown} of the event loop's instructions per GET")
+    ahead = counts[PEER]["crosmos"] / counts["pollable"]["crosmos"]
+    print(f"- crosmos: the FastAPI peer runs {ahead:.2f}x pollable's instructions per GET")
     print(
         "- 'ceiling / server' is what the event loop's count says the server's throughput "
         "would be next to the ceiling's, if instructions were time (kernel time, the same "

@@ -169,6 +169,14 @@ _TENANT_COLUMNS = (
 )
 _TENANT = f"SELECT {_TENANT_COLUMNS} FROM tenants"
 _KEY_COLUMNS = "id, tenant_id, api, environment, label, created_at, clock_id, revoked_at"
+_KEY_FOR = (
+    "SELECT "
+    + ", ".join(f"t.{c}" for c in _TENANT_COLUMNS.split(", "))
+    + ", "
+    + ", ".join(f"k.{c}" for c in _KEY_COLUMNS.split(", "))
+    + " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+    " WHERE k.api = %s AND k.key_hash = %s AND k.revoked_at IS NULL"
+)
 _ITEM_COLUMNS = (
     "tenant_id, job_id, ordinal, key, outcome, units, fail_stage, error_code, error_message, "
     "extra, cum_failed, cum_skipped, cum_units, completes_at"
@@ -512,14 +520,8 @@ class PostgresStore(Store):
         return record
 
     async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
-        tenant_columns = ", ".join(f"t.{c}" for c in _TENANT_COLUMNS.split(", "))
-        key_columns = ", ".join(f"k.{c}" for c in _KEY_COLUMNS.split(", "))
-        row = await self._read_one(
-            f"SELECT {tenant_columns}, {key_columns} "
-            "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
-            "WHERE k.api = %s AND k.key_hash = %s AND k.revoked_at IS NULL",
-            (api, key_hash),
-        )
+        # Every authenticated request asks this: its SQL is built once.
+        row = await self._read_one(_KEY_FOR, (api, key_hash))
         return None if row is None else (self._tenant(row[:8]), self._key(row[8:]))
 
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]:

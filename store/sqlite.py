@@ -576,15 +576,18 @@ class SQLiteStore(Store):
             raise Conflict("this key is already stored") from None
         return record
 
+    _KEY_FOR = (
+        "SELECT "
+        + ", ".join(f"t.{c}" for c in _TENANT_COLUMNS.split(", "))
+        + ", "
+        + ", ".join(f"k.{c}" for c in _KEY_COLUMNS.split(", "))
+        + " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+        " WHERE k.api = ? AND k.key_hash = ? AND k.revoked_at IS NULL"
+    )
+
     async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
-        tenant_columns = ", ".join(f"t.{c}" for c in self._TENANT_COLUMNS.split(", "))
-        key_columns = ", ".join(f"k.{c}" for c in self._KEY_COLUMNS.split(", "))
-        row = self._db.execute(
-            f"SELECT {tenant_columns}, {key_columns} "
-            "FROM api_keys k JOIN tenants t ON t.id = k.tenant_id "
-            "WHERE k.api = ? AND k.key_hash = ? AND k.revoked_at IS NULL",
-            (api, key_hash),
-        ).fetchone()
+        # Every authenticated request asks this: its SQL is built once.
+        row = self._db.execute(self._KEY_FOR, (api, key_hash)).fetchone()
         return None if row is None else (self._tenant(row[:8]), self._key(row[8:]))
 
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
