@@ -60,8 +60,9 @@ COSTS = {
     "the request log": "pollable-nolog",
     "polling headers": "pollable-noheaders",
 }
-#: The hand-written FastAPI peer (``bench.peer_fastapi``), counted on the Crosmos GET.
-PEER = "fastapi-async"
+#: The hand-written FastAPI peer (``bench.peer_fastapi``), counted on the Crosmos GET: name ->
+#: style (both async def).
+PEERS = {"fastapi-async": "tutorial", "fastapi-lean": "lean"}
 #: Seconds after a measured run before its closing mark: the log's last batch is written.
 SETTLE = 1.5
 
@@ -121,8 +122,8 @@ def run(args: argparse.Namespace, work: Path, valgrind: str) -> dict[str, Any]:
             path = work / "ceiling-bodies.json"
             path.write_text(json.dumps({p: b.decode() for p, b in bodies.items()}))
             serve = ["-m", "bench.ceiling_app", "--bodies", str(path)]
-        elif name == PEER:
-            serve = ["-m", "bench.peer_fastapi", "--db", str(peer_db)]
+        elif name in PEERS:
+            serve = ["-m", "bench.peer_fastapi", "--db", str(peer_db), "--style", PEERS[name]]
             # The Crosmos GET only; pydantic writes the same job's instants its own way.
             mine = {"crosmos": targets["crosmos"]}
             answers = {crosmos_path: _peer_body(peer_db, crosmos_path, targets["crosmos"][1])}
@@ -155,7 +156,7 @@ def run(args: argparse.Namespace, work: Path, valgrind: str) -> dict[str, Any]:
         counted = {t: count / args.requests for t, count in zip(mine, loop, strict=True)}
         return {**counted, "background": background / served}
 
-    names = ["ceiling", *VARIANTS, PEER]
+    names = ["ceiling", *VARIANTS, *PEERS]
     with ThreadPoolExecutor(max_workers=max(1, args.parallel)) as pool:
         per_request = dict(zip(names, pool.map(counted, names), strict=True))
     return {
@@ -168,7 +169,7 @@ def run(args: argparse.Namespace, work: Path, valgrind: str) -> dict[str, Any]:
 
 def _peer_body(db: Path, path: str, headers: Mapping[str, str]) -> bytes:
     """What the peer answers for ``path``, from a peer outside valgrind."""
-    with h.peer_server("peer-setup", db, db.parent, sync=False).start() as peer:
+    with h.peer_server("peer-setup", db, db.parent, sync=False, style="lean").start() as peer:
         return h.fetch(peer.url, path, headers)
 
 
@@ -223,11 +224,14 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
     labels = {"ceiling": "bare Starlette ceiling (same bytes)"} | {
         name: label for name, (label, _) in VARIANTS.items()
     }
-    labels[PEER] = "FastAPI peer, async def (HTTPBearer, key and row in SQLite, response_model)"
+    labels |= {
+        "fastapi-async": "FastAPI peer as its tutorial writes it, async def (SQLAlchemy session)",
+        "fastapi-lean": "FastAPI peer, lean, async def (one sqlite3 connection)",
+    }
     rows = []
     for target in targets:
         ceiling = counts["ceiling"][target]
-        for name in ("ceiling", *VARIANTS, PEER):
+        for name in ("ceiling", *VARIANTS, *PEERS):
             if target not in counts[name]:
                 continue
             mine = counts[name][target]
@@ -246,8 +250,9 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
             costs.setdefault(feature, {})[target] = share
         shown = ", ".join(f"{t} {costs[feature][t]:+.1%}" for t in targets)
         print(f"- {feature}: {shown} of the event loop's instructions per GET")
-    ahead = counts[PEER]["crosmos"] / counts["pollable"]["crosmos"]
-    print(f"- crosmos: the FastAPI peer runs {ahead:.2f}x pollable's instructions per GET")
+    for peer in PEERS:
+        ahead = counts[peer]["crosmos"] / counts["pollable"]["crosmos"]
+        print(f"- crosmos: {labels[peer]} runs {ahead:.2f}x pollable's instructions per GET")
     print(
         "- 'ceiling / server' is what the event loop's count says the server's throughput "
         "would be next to the ceiling's, if instructions were time (kernel time, the same "

@@ -168,10 +168,13 @@ def ceiling_server(name: str, bodies: Mapping[str, bytes], log_dir: Path) -> Ser
     return Server(name, argv, port, log_dir)
 
 
-def peer_server(name: str, db: Path, log_dir: Path, *, sync: bool) -> Server:
+def peer_server(
+    name: str, db: Path, log_dir: Path, *, sync: bool, style: str = "tutorial"
+) -> Server:
     """The FastAPI peer (``bench.peer_fastapi``) on the SQLite file ``db``."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.peer_fastapi", "--db", str(db), "--port", str(port)]
+    argv += ["--style", style]
     return Server(name, [*argv, "--sync"] if sync else argv, port, log_dir)
 
 

@@ -66,11 +66,18 @@ SERVER_LABELS = {
     "pollable-nolog": "pollable (request log off)",
     "pollable-noheaders": "pollable (no polling headers: ETag, Retry-After)",
     "prism": "Stoplight Prism mock (static example, no state)",
-    "fastapi-async": "FastAPI peer, async def (HTTPBearer, key and row in SQLite, response_model)",
-    "fastapi-sync": "FastAPI peer, def (the same, on FastAPI's thread pool)",
+    "fastapi-async": "FastAPI peer as its tutorial writes it, async def (HTTPBearer, "
+    "SQLAlchemy session per request, key and row in SQLite, response_model)",
+    "fastapi-sync": "FastAPI peer as its tutorial writes it, def (on FastAPI's thread pool)",
+    "fastapi-lean": "FastAPI peer, lean, async def (one sqlite3 connection, two queries)",
 }
-#: The hand-written FastAPI peer (``bench.peer_fastapi``) serves the Crosmos GET only.
-PEERS = ("fastapi-async", "fastapi-sync")
+#: The hand-written FastAPI peer (``bench.peer_fastapi``) serves the Crosmos GET only:
+#: name -> (style, sync).
+PEERS = {
+    "fastapi-async": ("tutorial", False),
+    "fastapi-sync": ("tutorial", True),
+    "fastapi-lean": ("lean", False),
+}
 DOCUMENTS = {"crosmos": "/openapi.json", "captain": "/v2/openapi.json"}
 #: What each baseline leaves out, to report what it costs: variant -> (server, feature).
 COSTS = {
@@ -180,10 +187,10 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             path = paths["crosmos"][0]
             key = tenant.crosmos["Authorization"].removeprefix("Bearer ")
             build_db(work / "peer.db", key, {crosmos_id: json.loads(bodies[path])})
-            for name in PEERS:
+            for name, (style, sync) in PEERS.items():
                 h.log(f"starting the {SERVER_LABELS[name]}")
                 servers[name] = h.peer_server(
-                    name, work / "peer.db", work, sync=name == "fastapi-sync"
+                    name, work / "peer.db", work, sync=sync, style=style
                 ).start()
         h.log("starting the bare Starlette ceiling")
         servers["ceiling"] = h.ceiling_server("ceiling", bodies, work).start()
