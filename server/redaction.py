@@ -48,6 +48,8 @@ COMMON_HEADERS = frozenset(
 HEADER_WORDS = ("token", "secret", "passw", "api-key", "apikey", "credential", "session")
 #: Values shorter than this are not scrubbed from other text: they would match too much.
 MIN_SCRUB = 8
+#: Header fields without credentials remembered as kept (each at most this long).
+PLAIN_FIELDS, PLAIN_VALUE_BYTES = 512, 256
 
 
 class Redactor:
@@ -60,6 +62,9 @@ class Redactor:
         # A word that holds another word is found whenever that one is.
         self._words = tuple(sorted(w for w in words if not any(o != w and o in w for o in words)))
         self._header_names: dict[bytes, tuple[str, bool]] = {}
+        #: Header fields seen before that hold no credential, as they are kept: a client
+        #: sends the same ones with every request (``Host``, ``User-Agent``, its SDK's).
+        self._plain: dict[tuple[bytes, bytes], tuple[str, str]] = {}
 
     # -- headers ------------------------------------------------------------------------
 
@@ -67,14 +72,24 @@ class Redactor:
         """Headers by lower-case name, repeated ones joined; credentials redacted (an
         ``Authorization`` keeps its scheme: ``Bearer [redacted]``) and added to ``found``."""
         kept: dict[str, str] = {}
-        names = self._header_names
-        for raw_name, raw_value in raw:
+        names, plain = self._header_names, self._plain
+        for field in raw:
+            seen = plain.get(field)
+            if seen is not None:
+                name, value = seen
+                kept[name] = f"{kept[name]}, {value}" if name in kept else value
+                continue
+            raw_name, raw_value = field
             known = names.get(raw_name)
             if known is None:
                 known = self._learn(raw_name)
             name, secret = known
             value = raw_value.decode("latin-1")
-            if secret:
+            if not secret and len(raw_value) <= PLAIN_VALUE_BYTES:
+                if len(plain) >= PLAIN_FIELDS:  # values vary without end (ids, dates)
+                    plain.clear()
+                plain[field] = (name, value)
+            elif secret:
                 scheme, space, credential = value.partition(" ")
                 if space and scheme.isalpha() and credential.strip():
                     remember(found, credential.strip())

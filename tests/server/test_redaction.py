@@ -40,6 +40,41 @@ def test_credential_headers_are_redacted_and_remembered() -> None:
     assert "csk_abcdefghijklmnop" in found and "session=0123456789abcdef" in found
 
 
+def test_fields_seen_before_are_kept_alike_and_credentials_never_remembered_as_plain() -> None:
+    redactor = Redactor()
+    fields = [
+        (b"Host", b"sandbox"),
+        (b"Authorization", b"Bearer csk_abcdefghijklmnop"),
+        (b"Accept", b"*/*"),
+        (b"accept", b"text/html"),
+    ]
+    first: list[str] = []
+    kept = redactor.headers(fields, first)
+    for _ in range(3):
+        again: list[str] = []
+        assert redactor.headers(fields, again) == kept
+        assert again == first == ["csk_abcdefghijklmnop"]
+    assert kept == {
+        "host": "sandbox",
+        "authorization": f"Bearer {REDACTED}",
+        "accept": "*/*, text/html",
+    }
+    assert all(b"csk_" not in value for _, value in redactor._plain)
+
+
+def test_the_fields_remembered_as_plain_are_bounded() -> None:
+    from pollable.server.redaction import PLAIN_FIELDS, PLAIN_VALUE_BYTES
+
+    redactor = Redactor()
+    for n in range(3 * PLAIN_FIELDS):
+        kept = redactor.headers([(b"X-Request-Number", str(n).encode())], [])
+        assert kept == {"x-request-number": str(n)}
+        assert len(redactor._plain) <= PLAIN_FIELDS
+    long = b"v" * (PLAIN_VALUE_BYTES + 1)
+    assert redactor.headers([(b"X-Long", long)], []) == {"x-long": long.decode()}
+    assert (b"X-Long", long) not in redactor._plain
+
+
 def test_every_captain_secret_field_is_redacted_at_any_depth_and_in_any_case() -> None:
     body = {
         "bucket_name": "acme",
