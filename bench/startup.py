@@ -40,7 +40,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,14 +75,28 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds")
     parser.add_argument("--phases", action="store_true", help="also measure each start-up step")
     parser.add_argument("--no-sqlite", action="store_true", help="leave out the SQLite target")
+    parser.add_argument(
+        "--tree",
+        dest="trees",
+        action="append",
+        default=[],
+        type=tree_option,
+        metavar="DIR[=LABEL]",
+        help="also run pollable from this source tree (e.g. `git archive <commit>` unpacked), "
+        "first on sys.path, with the same venv: a before/after in one run; repeatable",
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.rounds = 2
     return args
 
 
-def clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("POLLABLE_")}
+def clean_env(tree: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("POLLABLE_")}
+    env.pop("PYTHONPATH", None)
+    if tree is not None:
+        env["PYTHONPATH"] = tree
+    return env
 
 
 def status_kb(pid: int, field: str) -> int:
@@ -112,11 +126,13 @@ def first_answer(process: subprocess.Popen[bytes], port: int, timeout: float = 6
         time.sleep(POLL_SECONDS)
 
 
-def serve_once(name: str, argv: Sequence[str], port: int, idle: float, log: Path) -> Sample:
+def serve_once(
+    name: str, argv: Sequence[str], port: int, idle: float, log: Path, tree: str | None
+) -> Sample:
     with open(log, "ab") as out:
         start = time.perf_counter()
         process = subprocess.Popen(
-            argv, cwd=h.ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT
+            argv, cwd=h.ROOT, env=clean_env(tree), stdout=out, stderr=subprocess.STDOUT
         )
         try:
             status = first_answer(process, port)
@@ -161,37 +177,48 @@ def interpreter_once(idle: float) -> Sample:
     return Sample(INTERPRETER, answered, 0, cpu, rss / 1024, peak / 1024)
 
 
-def targets(work: Path, round_no: int, args: argparse.Namespace) -> list[tuple[str, Any]]:
+@dataclass(frozen=True)
+class Target:
+    name: str
+    #: The command, given the port to listen on; None for the interpreter alone.
+    argv: Callable[[int], list[str]] | None
+    #: A source tree put first on sys.path (``--tree``), else the installed pollable.
+    tree: str | None = None
+
+
+def targets(work: Path, round_no: int, args: argparse.Namespace) -> list[Target]:
     bodies = work / "ceiling-bodies.json"
     if not bodies.exists():
         bodies.write_text("{}")
 
     def ceiling(port: int) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "bench.ceiling_app",
-            "--bodies",
-            str(bodies),
-            "--port",
-            str(port),
-        ]
+        argv = [sys.executable, "-m", "bench.ceiling_app", "--bodies", str(bodies)]
+        return [*argv, "--port", str(port)]
 
     def memory(port: int) -> list[str]:
         return [str(POLLABLE), "serve", "--store", "memory://", "--port", str(port)]
 
     def sqlite(port: int) -> list[str]:
-        store = f"sqlite:///{work}/round-{round_no}.db"
+        store = f"sqlite:///{work}/round-{round_no}-{port}.db"
         return [str(POLLABLE), "serve", "--store", store, "--port", str(port)]
 
-    found: list[tuple[str, Any]] = [
-        (INTERPRETER, None),
-        ("ceiling (bare Starlette, same uvicorn)", ceiling),
-        ("pollable serve --store memory://", memory),
+    found = [
+        Target(INTERPRETER, None),
+        Target("ceiling (bare Starlette, same uvicorn)", ceiling),
     ]
-    if not args.no_sqlite:
-        found.append(("pollable serve --store sqlite:///new.db", sqlite))
+    for tree, label in [(None, ""), *args.trees]:
+        suffix = f" [{label}]" if label else ""
+        found.append(Target(f"pollable serve --store memory://{suffix}", memory, tree))
+        if not args.no_sqlite:
+            found.append(Target(f"pollable serve --store sqlite:///new.db{suffix}", sqlite, tree))
     return found
+
+
+def tree_option(value: str) -> tuple[str, str]:
+    path, _, label = value.partition("=")
+    if not (Path(path) / "pollable" / "__init__.py").exists():
+        raise argparse.ArgumentTypeError(f"{path} is not a pollable source tree")
+    return str(Path(path).resolve()), label or Path(path).name
 
 
 PHASES_SCRIPT = textwrap.dedent(
@@ -219,11 +246,14 @@ PHASES_SCRIPT = textwrap.dedent(
 )
 
 
-def phases_once() -> list[tuple[str, float, float, int]]:
+Phases = list[tuple[str, float, float, int]]
+
+
+def phases_once(tree: str | None) -> Phases:
     done = subprocess.run(
         [sys.executable, "-W", "ignore", "-c", PHASES_SCRIPT],
-        cwd=h.ROOT,
-        env=clean_env(),
+        cwd=tree or h.ROOT,  # python -c puts its working directory first on sys.path
+        env=clean_env(tree),
         capture_output=True,
         text=True,
         check=True,
@@ -244,19 +274,21 @@ def main(argv: list[str] | None = None) -> int:
     env["loadavg_before"] = os.getloadavg()
     h.log(f"environment: {h.describe(env)}; load average {env['loadavg_before']}")
     samples: list[Sample] = []
-    phases: list[list[tuple[str, float, float, int]]] = []
+    #: Per source tree's label ("" for the installed one), one list of steps per round.
+    phases: dict[str, list[Phases]] = {}
     with h.workdir("startup") as work:
         for round_no in range(args.rounds):
             listed = targets(work, round_no, args)
             shift = round_no % len(listed)
-            for name, argv_for in listed[shift:] + listed[:shift]:
-                if argv_for is None:
+            for target in listed[shift:] + listed[:shift]:
+                name = target.name
+                if target.argv is None:
                     sample = interpreter_once(args.idle)
                 else:
                     port = h.free_port()
-                    sample = serve_once(
-                        name, argv_for(port), port, args.idle, work / f"round-{round_no}.log"
-                    )
+                    log = work / f"round-{round_no}.log"
+                    argv = target.argv(port)
+                    sample = serve_once(name, argv, port, args.idle, log, target.tree)
                 samples.append(sample)
                 h.log(
                     f"round {round_no + 1}/{args.rounds} {name}: first answer "
@@ -264,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"idle RSS {sample.idle_rss_mb:.1f} MB"
                 )
             if args.phases:
-                phases.append(phases_once())
+                for tree, label in [(None, ""), *args.trees]:
+                    phases.setdefault(label, []).append(phases_once(tree))
     env["loadavg_after"] = os.getloadavg()
     report(args, env, samples, phases)
     return 0
@@ -281,7 +314,7 @@ def report(
     args: argparse.Namespace,
     env: dict[str, Any],
     samples: list[Sample],
-    phases: list[list[tuple[str, float, float, int]]],
+    phases: dict[str, list[Phases]],
 ) -> None:
     names = list(dict.fromkeys(s.target for s in samples))
     rows = []
@@ -320,17 +353,17 @@ def report(
             rows,
         )
     )
-    phase_summary: list[dict[str, Any]] = []
-    if phases:
+    phase_summary: dict[str, list[dict[str, Any]]] = {}
+    for label, runs in phases.items():
         print()
-        steps = [step[0] for step in phases[0]]
+        print(f"Start-up steps, one process{f' [{label}]' if label else ''}, {len(runs)} runs:")
+        print()
         step_rows: list[list[Any]] = []
-        for i, step in enumerate(steps):
-            at = [run[i][1] for run in phases]
-            rss_at = [run[i][2] for run in phases]
-            added = [run[i][2] - run[i - 1][2] if i else run[i][2] for run in phases]
-            took = [run[i][1] - run[i - 1][1] if i else 0.0 for run in phases]
-            modules = phases[0][i][3]
+        for i, (step, *_) in enumerate(runs[0]):
+            at = [run[i][1] for run in runs]
+            rss_at = [run[i][2] for run in runs]
+            added = [run[i][2] - run[i - 1][2] if i else run[i][2] for run in runs]
+            took = [run[i][1] - run[i - 1][1] if i else 0.0 for run in runs]
             step_rows.append(
                 [
                     step,
@@ -338,15 +371,15 @@ def report(
                     f"{h.median(at):.3f}",
                     f"{h.median(added):+.1f}",
                     f"{h.median(rss_at):.1f}",
-                    modules,
+                    runs[0][i][3],
                 ]
             )
-            phase_summary.append(
+            phase_summary.setdefault(label, []).append(
                 {"step": step, "took_s": h.median(took), "rss_mb": h.median(rss_at)}
             )
         print(
             h.table(
-                ["step (one process)", "took s", "at s", "RSS added MB", "RSS MB", "modules"],
+                ["step", "took s", "at s", "RSS added MB", "RSS MB", "modules"],
                 step_rows,
             )
         )
