@@ -26,12 +26,14 @@ Targets:
 ``--phases`` also runs, ``--rounds`` times, one process that reports its RSS and the time
 at each step of start-up (interpreter, ``import pollable.server.cli``, ``import
 pollable.server.app``, ``create_app`` on memory://, ``gc.collect()``): what each step adds.
-Reported: medians over rounds, with the range. Raw numbers go to bench/results/.
+Reported: medians over rounds, with the range. Raw numbers go to bench/results/. The source
+trees' bytecode is written first (as ``pip install`` does), so no start compiles pollable.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import http.client
 import json
 import os
@@ -265,11 +267,24 @@ def phases_once(tree: str | None) -> Phases:
     raise RuntimeError(done.stdout + done.stderr)
 
 
+def compile_tree(tree: Path) -> None:
+    """Write the bytecode of a source tree's modules, as ``pip install`` does for a wheel: with
+    ``PYTHONDONTWRITEBYTECODE`` set (it is on this machine) every start would otherwise
+    compile pollable's source again. pollable/ links the top-level folders, which
+    ``compileall`` does not follow, so they are compiled one by one."""
+    h.log(f"compiling the bytecode of {tree}")
+    for part in sorted(tree.iterdir()):
+        if (part / "__init__.py").is_file() and not part.is_symlink():
+            compileall.compile_dir(part, quiet=1)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if not POLLABLE.exists():
         print(f"no {POLLABLE}: install pollable into this venv (pip install -e .)", file=sys.stderr)
         return 2
+    for tree in [str(h.ROOT), *(tree for tree, _ in args.trees)]:
+        compile_tree(Path(tree))
     env = h.environment()
     env["loadavg_before"] = os.getloadavg()
     h.log(f"environment: {h.describe(env)}; load average {env['loadavg_before']}")
