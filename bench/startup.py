@@ -78,6 +78,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--phases", action="store_true", help="also measure each start-up step")
     parser.add_argument("--no-sqlite", action="store_true", help="leave out the SQLite target")
     parser.add_argument(
+        "--nice",
+        type=int,
+        default=0,
+        help="run this process and every target at this niceness (e.g. -10, as root): on a "
+        "busy machine, closer to what a start takes on a quiet one; say so when quoting",
+    )
+    parser.add_argument(
         "--tree",
         dest="trees",
         action="append",
@@ -226,14 +233,15 @@ def tree_option(value: str) -> tuple[str, str]:
 PHASES_SCRIPT = textwrap.dedent(
     """
     import gc, json, sys, time
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     def rss():
         for line in open("/proc/self/status"):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
-    out = [("interpreter", 0.0, rss(), len(sys.modules))]
+    out = [("interpreter", 0.0, 0.0, rss(), len(sys.modules))]
     def mark(name):
-        out.append((name, time.perf_counter() - start, rss(), len(sys.modules)))
+        at = (time.perf_counter() - start, time.process_time() - cpu)
+        out.append((name, *at, rss(), len(sys.modules)))
     import pollable.server.cli
     mark("import pollable.server.cli")
     from pollable.server.app import create_app
@@ -248,7 +256,8 @@ PHASES_SCRIPT = textwrap.dedent(
 )
 
 
-Phases = list[tuple[str, float, float, int]]
+#: Per step: its name, wall and CPU seconds since the interpreter was up, RSS MB, modules.
+Phases = list[tuple[str, float, float, float, int]]
 
 
 def phases_once(tree: str | None) -> Phases:
@@ -263,7 +272,7 @@ def phases_once(tree: str | None) -> Phases:
     for line in done.stdout.splitlines():
         if line.startswith("PHASES "):
             steps = json.loads(line.removeprefix("PHASES "))
-            return [(str(n), float(at), float(rss), int(m)) for n, at, rss, m in steps]
+            return [(str(n), float(at), float(c), float(r), int(m)) for n, at, c, r, m in steps]
     raise RuntimeError(done.stdout + done.stderr)
 
 
@@ -283,11 +292,14 @@ def main(argv: list[str] | None = None) -> int:
     if not POLLABLE.exists():
         print(f"no {POLLABLE}: install pollable into this venv (pip install -e .)", file=sys.stderr)
         return 2
+    if args.nice:
+        os.nice(args.nice)
     for tree in [str(h.ROOT), *(tree for tree, _ in args.trees)]:
         compile_tree(Path(tree))
     env = h.environment()
     env["loadavg_before"] = os.getloadavg()
-    h.log(f"environment: {h.describe(env)}; load average {env['loadavg_before']}")
+    env["niceness"] = os.nice(0)
+    h.log(f"environment: {h.describe(env)}; load average {_loads(env['loadavg_before'])}")
     samples: list[Sample] = []
     #: Per source tree's label ("" for the installed one), one list of steps per round.
     phases: dict[str, list[Phases]] = {}
@@ -316,6 +328,15 @@ def main(argv: list[str] | None = None) -> int:
     env["loadavg_after"] = os.getloadavg()
     report(args, env, samples, phases)
     return 0
+
+
+def _took(runs: list[Phases], i: int, field: int) -> float:
+    """The median over runs of what step ``i`` added to ``field`` (wall, CPU, RSS)."""
+    return h.median([run[i][field] - (run[i - 1][field] if i else 0) for run in runs])  # type: ignore[operator]
+
+
+def _loads(loads: Sequence[float]) -> str:
+    return "/".join(f"{x:.1f}" for x in loads)
 
 
 def spread(values: Sequence[float], digits: int) -> tuple[str, str]:
@@ -351,7 +372,11 @@ def report(
     print()
     print(f"## Start-up (`python -m bench.startup`: {args.rounds} rounds, idle {args.idle:g} s)")
     print()
-    print(h.describe(env) + f"; load average {env['loadavg_before']} -> {env['loadavg_after']}")
+    print(
+        h.describe(env)
+        + f"; load average {_loads(env['loadavg_before'])} -> {_loads(env['loadavg_after'])}"
+        + f"; niceness {env['niceness']}"
+    )
     print()
     print(
         h.table(
@@ -375,26 +400,28 @@ def report(
         print()
         step_rows: list[list[Any]] = []
         for i, (step, *_) in enumerate(runs[0]):
-            at = [run[i][1] for run in runs]
-            rss_at = [run[i][2] for run in runs]
-            added = [run[i][2] - run[i - 1][2] if i else run[i][2] for run in runs]
-            took = [run[i][1] - run[i - 1][1] if i else 0.0 for run in runs]
             step_rows.append(
                 [
                     step,
-                    f"{h.median(took):.3f}",
-                    f"{h.median(at):.3f}",
-                    f"{h.median(added):+.1f}",
-                    f"{h.median(rss_at):.1f}",
-                    runs[0][i][3],
+                    f"{_took(runs, i, 1):.3f}",
+                    f"{_took(runs, i, 2):.3f}",
+                    f"{h.median([run[i][2] for run in runs]):.3f}",
+                    f"{_took(runs, i, 3):+.1f}",
+                    f"{h.median([run[i][3] for run in runs]):.1f}",
+                    runs[0][i][4],
                 ]
             )
             phase_summary.setdefault(label, []).append(
-                {"step": step, "took_s": h.median(took), "rss_mb": h.median(rss_at)}
+                {
+                    "step": step,
+                    "took_s": _took(runs, i, 1),
+                    "cpu_s": _took(runs, i, 2),
+                    "rss_mb": h.median([run[i][3] for run in runs]),
+                }
             )
         print(
             h.table(
-                ["step", "took s", "at s", "RSS added MB", "RSS MB", "modules"],
+                ["step", "took s", "CPU s", "CPU s so far", "RSS added MB", "RSS MB", "modules"],
                 step_rows,
             )
         )
