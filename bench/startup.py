@@ -20,8 +20,8 @@ Targets:
 - ``ceiling``: ``bench.ceiling_app``, bare Starlette under the same uvicorn (the floor of
   any Starlette app served this way);
 - ``pollable serve --store memory://``;
-- ``pollable serve --store sqlite:///<new file>`` (a fresh store each time: the first start
-  a user sees, with its schema, admin token and demo tenant created).
+- ``pollable serve`` on its default store (``sqlite:///pollable.db``), in a new directory
+  each time: the first start a user sees, with its schema, admin token and demo tenant.
 
 ``--phases`` also runs, ``--rounds`` times, one process that reports its RSS and the time
 at each step of start-up (interpreter, ``import pollable.server.cli``, ``import
@@ -76,13 +76,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="smoke run: 2 rounds")
     parser.add_argument("--phases", action="store_true", help="also measure each start-up step")
-    parser.add_argument("--no-sqlite", action="store_true", help="leave out the SQLite target")
     parser.add_argument(
-        "--nice",
-        type=int,
-        default=0,
-        help="run this process and every target at this niceness (e.g. -10, as root): on a "
-        "busy machine, closer to what a start takes on a quiet one; say so when quoting",
+        "--no-sqlite", action="store_true", help="leave out the default (SQLite) store"
     )
     parser.add_argument(
         "--tree",
@@ -136,12 +131,18 @@ def first_answer(process: subprocess.Popen[bytes], port: int, timeout: float = 6
 
 
 def serve_once(
-    name: str, argv: Sequence[str], port: int, idle: float, log: Path, tree: str | None
+    name: str,
+    argv: Sequence[str],
+    port: int,
+    idle: float,
+    log: Path,
+    tree: str | None,
+    cwd: Path,
 ) -> Sample:
     with open(log, "ab") as out:
         start = time.perf_counter()
         process = subprocess.Popen(
-            argv, cwd=h.ROOT, env=clean_env(tree), stdout=out, stderr=subprocess.STDOUT
+            argv, cwd=cwd, env=clean_env(tree), stdout=out, stderr=subprocess.STDOUT
         )
         try:
             status = first_answer(process, port)
@@ -207,19 +208,21 @@ def targets(work: Path, round_no: int, args: argparse.Namespace) -> list[Target]
     def memory(port: int) -> list[str]:
         return [str(POLLABLE), "serve", "--store", "memory://", "--port", str(port)]
 
-    def sqlite(port: int) -> list[str]:
-        store = f"sqlite:///{work}/round-{round_no}-{port}.db"
-        return [str(POLLABLE), "serve", "--store", store, "--port", str(port)]
+    def default_store(port: int) -> list[str]:
+        return [str(POLLABLE), "serve", "--port", str(port)]
 
     found = [
         Target(INTERPRETER, None),
-        Target("ceiling (bare Starlette, same uvicorn)", ceiling),
+        # Run from a new directory like the others: the repository on sys.path finds bench/.
+        Target("ceiling (bare Starlette, same uvicorn)", ceiling, str(h.ROOT)),
     ]
     for tree, label in [(None, ""), *args.trees]:
         suffix = f" [{label}]" if label else ""
         found.append(Target(f"pollable serve --store memory://{suffix}", memory, tree))
         if not args.no_sqlite:
-            found.append(Target(f"pollable serve --store sqlite:///new.db{suffix}", sqlite, tree))
+            found.append(
+                Target(f"pollable serve (default store, new){suffix}", default_store, tree)
+            )
     return found
 
 
@@ -292,13 +295,10 @@ def main(argv: list[str] | None = None) -> int:
     if not POLLABLE.exists():
         print(f"no {POLLABLE}: install pollable into this venv (pip install -e .)", file=sys.stderr)
         return 2
-    if args.nice:
-        os.nice(args.nice)
     for tree in [str(h.ROOT), *(tree for tree, _ in args.trees)]:
         compile_tree(Path(tree))
     env = h.environment()
     env["loadavg_before"] = os.getloadavg()
-    env["niceness"] = os.nice(0)
     h.log(f"environment: {h.describe(env)}; load average {_loads(env['loadavg_before'])}")
     samples: list[Sample] = []
     #: Per source tree's label ("" for the installed one), one list of steps per round.
@@ -315,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
                     port = h.free_port()
                     log = work / f"round-{round_no}.log"
                     argv = target.argv(port)
-                    sample = serve_once(name, argv, port, args.idle, log, target.tree)
+                    # Each in a new directory: the default store is ./pollable.db.
+                    cwd = work / f"round-{round_no}-{port}"
+                    cwd.mkdir()
+                    sample = serve_once(name, argv, port, args.idle, log, target.tree, cwd)
                 samples.append(sample)
                 h.log(
                     f"round {round_no + 1}/{args.rounds} {name}: first answer "
@@ -375,7 +378,6 @@ def report(
     print(
         h.describe(env)
         + f"; load average {_loads(env['loadavg_before'])} -> {_loads(env['loadavg_after'])}"
-        + f"; niceness {env['niceness']}"
     )
     print()
     print(
