@@ -3,7 +3,12 @@
 This is the one place that decides how pollable serves OpenAPI 3.1 documents on
 Connexion 3.3 (which accepts only 3.0 documents and validates with Draft 4):
 
-* documents are checked with openapi-spec-validator's 3.1 validator, here, once;
+* documents are checked with openapi-spec-validator's 3.1 validator, here, once; a served
+  document whose exact bytes that validator (the installed version) already accepted, as
+  recorded in ``openapi/checked.json`` by ``python -m pollable.server.contract --record``
+  and held true by the test suite, is not checked again at every start (the check of the
+  three took 0.4 CPU-seconds of a 1.1 s start, and importing the validator 10 MB of RSS,
+  with the pydantic it brings); any other document is;
 * Connexion gets them through ``Specification31``, which skips its own 3.0 schema
   check and otherwise parses them as usual (routing, security);
 * request and response validation is ours (``server.operation``), with JSON Schema
@@ -17,18 +22,24 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
 import json
-from collections.abc import Mapping
+import sys
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import metadata, resources
 from importlib.abc import Traversable
 from typing import Any
 
 import orjson
 from connexion.spec import OpenAPISpecification
-from openapi_spec_validator import validate as validate_spec
-from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
 from pollable.handlers.descriptor import ApiDescriptor
+
+#: The served documents the 3.1 validator accepted: ``{"validator": "<name> <version>",
+#: "documents": {api name: SHA-256 of the served bytes}}``.
+CHECKED = resources.files("pollable.openapi") / "checked.json"
+VALIDATOR = "openapi-spec-validator"
 
 
 class ContractError(Exception):
@@ -73,15 +84,17 @@ def merge_additions(base: Mapping[str, Any], additions: Mapping[str, Any]) -> di
     so a new one changes none that is there); replacing any existing value (or extending
     any other list) is a ``ContractError``."""
     merged = copy.deepcopy(dict(base))
-    _add(merged, additions, "#")
+    _add(merged, copy.deepcopy(additions), "#")
     return merged
 
 
 def _add(target: dict[str, Any], additions: Mapping[str, Any], where: str) -> None:
+    """Add ``additions`` into ``target`` in place, sharing their values: the caller owns
+    both (``merge_additions`` copies them first; ``load`` reads them fresh from files)."""
     for key, value in additions.items():
         here = f"{where}/{key}"
         if key not in target:
-            target[key] = copy.deepcopy(value)
+            target[key] = value
         elif isinstance(target[key], dict) and isinstance(value, Mapping):
             _add(target[key], value, here)
         elif key == "parameters" and isinstance(target[key], list) and isinstance(value, list):
@@ -102,30 +115,101 @@ def _add_parameters(target: list[Any], additions: list[Any], where: str) -> None
     for parameter in additions:
         known = identity(parameter)
         if known not in present:
-            target.append(copy.deepcopy(parameter))
+            target.append(parameter)
             present[known] = parameter
         elif present[known] != parameter:
             raise ContractError(f"an addition would change the parameter {known} at {where}")
 
 
 def check_openapi_31(document: Mapping[str, Any], name: str) -> None:
+    """Raise ``ContractError`` unless ``document`` is a valid OpenAPI 3.1 document."""
     if not str(document.get("openapi", "")).startswith("3.1."):
         raise ContractError(f"{name}: expected an OpenAPI 3.1 document")
+    # Imported here: only a document not recorded as checked needs it (10 MB with pydantic).
+    from openapi_spec_validator import validate as validate_spec
+    from openapi_spec_validator.validation import OpenAPIV31SpecValidator
+
     try:
         validate_spec(document, cls=OpenAPIV31SpecValidator)
     except Exception as exc:  # the validator raises several unrelated types
         raise ContractError(f"{name}: not a valid OpenAPI 3.1 document: {exc}") from exc
 
 
+def digest(served: bytes) -> str:
+    return hashlib.sha256(served).hexdigest()
+
+
 @functools.cache
-def load(api: ApiDescriptor) -> Contract:
-    """The served contract of ``api``; loaded and checked once per process."""
+def validator_version() -> str:
+    """The installed validator, as ``checked.json`` names the one that checked."""
+    return f"{VALIDATOR} {metadata.version(VALIDATOR)}"
+
+
+@functools.cache
+def _checked() -> frozenset[str]:
+    """Digests of the served documents that the installed validator accepted; none if
+    ``checked.json`` was recorded with another version (or is missing)."""
+    try:
+        recorded = json.loads(CHECKED.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return frozenset()
+    if recorded.get("validator") != validator_version():
+        return frozenset()
+    return frozenset(recorded["documents"].values())
+
+
+def merged_document(api: ApiDescriptor) -> dict[str, Any]:
+    """``api``'s documents, the first with each later one merged in (add-only)."""
     first, *rest = api.documents
     document = read_document(first)
     for extra in rest:
-        document = merge_additions(document, read_document(extra))
-    check_openapi_31(document, api.name)
-    return Contract(api=api, document=document, served=orjson.dumps(document))
+        # Both were just read from their files: merge in place, without copies.
+        _add(document, read_document(extra), "#")
+    return document
+
+
+@functools.cache
+def load(api: ApiDescriptor) -> Contract:
+    """The served contract of ``api``; loaded and checked once per process. Checking is
+    skipped only for bytes the installed validator is recorded to have accepted."""
+    document = merged_document(api)
+    served = orjson.dumps(document)
+    if digest(served) not in _checked():  # recorded only once check_openapi_31 passed
+        check_openapi_31(document, api.name)
+    return Contract(api=api, document=document, served=served)
+
+
+def record_checked(apis: Iterable[ApiDescriptor]) -> dict[str, Any]:
+    """Check every document of ``apis`` with the validator and return what ``checked.json``
+    holds for them. Raises ``ContractError`` if any is invalid: nothing is recorded then."""
+    documents = {}
+    for api in apis:
+        document = merged_document(api)
+        check_openapi_31(document, api.name)
+        documents[api.name] = digest(orjson.dumps(document))
+    return {
+        "about": "SHA-256 of each served document (merged, as pollable serves it) that this "
+        "validator accepted as OpenAPI 3.1. A document whose digest is here is not checked "
+        "again at start-up; any other is. Written by `python -m pollable.server.contract "
+        "--record`; tests/server/test_contract.py fails if it is stale.",
+        "validator": validator_version(),
+        "documents": documents,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pollable.server.contract --record``: check and record the registry's."""
+    from pollable.handlers.registry import REGISTRY
+
+    args = sys.argv[1:] if argv is None else argv
+    if args != ["--record"]:
+        print("usage: python -m pollable.server.contract --record", file=sys.stderr)
+        return 2
+    recorded = record_checked(REGISTRY)
+    with resources.as_file(CHECKED) as target:
+        target.write_text(json.dumps(recorded, indent=2) + "\n", encoding="utf-8")
+    print(f"recorded {', '.join(recorded['documents'])} ({recorded['validator']})")
+    return 0
 
 
 class Specification31(OpenAPISpecification):
@@ -133,10 +217,15 @@ class Specification31(OpenAPISpecification):
 
     Connexion validates documents against its bundled 3.0 schema, which rejects
     ``openapi: 3.1.0`` and 3.1-only schema keywords. That check is the one thing replaced:
-    ``load`` already ran the 3.1 validator, so it is not run a second time at start-up.
+    ``load`` already ran the 3.1 validator (or found these bytes recorded as accepted by
+    it), so it is not run a second time at start-up.
     Build instances with ``Contract.specification()``.
     """
 
     @classmethod
     def _validate_spec(cls, spec: Any) -> None:
         return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,11 +1,13 @@
 """The served documents and Swagger UI beside them, for requests no operation matches.
 
 Each contract is published exactly as the server validates against it, serialised once
-at start-up. Swagger UI 5 is used because it renders OpenAPI 3.1.
+at start-up. Swagger UI 5 is used because it renders OpenAPI 3.1; its page is rendered when
+it is first asked for, not at every start.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 import jinja2
@@ -22,25 +24,27 @@ from .contract import Contract
 _ASSETS = StaticFiles(directory=swagger_ui_bundle.swagger_ui_path)
 
 
-def _swagger_page(contract: Contract) -> bytes:
-    template = jinja2.Environment(
+@functools.cache
+def _template() -> jinja2.Template:
+    return jinja2.Environment(
         loader=jinja2.FileSystemLoader(swagger_ui_bundle.swagger_ui_path), autoescape=True
     ).get_template("index.j2")
-    html = template.render(openapi_spec_url=contract.openapi_url)
-    return html.replace(
-        "<title>Swagger UI</title>", f"<title>{contract.title} - pollable</title>"
-    ).encode()
+
+
+def _swagger_page(openapi_url: str, title: str) -> bytes:
+    html = _template().render(openapi_spec_url=openapi_url)
+    return html.replace("<title>Swagger UI</title>", f"<title>{title} - pollable</title>").encode()
 
 
 def _routes(contract: Contract) -> list[BaseRoute]:
-    served, page = contract.served, _swagger_page(contract)
-    docs = contract.docs_url
+    served, docs = contract.served, contract.docs_url
+    page = functools.cache(functools.partial(_swagger_page, contract.openapi_url, contract.title))
 
     async def document(_: Request) -> Response:
         return Response(served, media_type="application/json")
 
     async def ui(_: Request) -> Response:
-        return HTMLResponse(page)
+        return HTMLResponse(page())
 
     async def to_ui(_: Request) -> Response:
         return RedirectResponse(docs + "/")

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import re
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -13,7 +17,7 @@ import yaml
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation import OpenAPIV31SpecValidator
 
-from pollable.handlers.registry import APIS
+from pollable.handlers.registry import APIS, REGISTRY
 from pollable.server import contract
 from pollable.server.contract import ContractError, merge_additions
 
@@ -117,7 +121,7 @@ def test_every_response_declares_its_request_id(name: str) -> None:
     assert declared["schema"]["pattern"] == "^req_[0-9a-f]{24}$"
 
 
-@pytest.mark.parametrize("name", ["crosmos", "captain"])
+@pytest.mark.parametrize("name", sorted(APIS))
 def test_each_served_contract_is_valid_31(name: str) -> None:
     served = contract.load(APIS[name])
     validate(dict(served.document), cls=OpenAPIV31SpecValidator)
@@ -179,3 +183,100 @@ def test_connexion_parses_the_31_documents() -> None:
         specification = contract.load(APIS[name]).specification()
         assert specification.version[:2] == (3, 1)
         assert specification.security_schemes["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_the_served_documents_are_the_add_only_merge_of_their_files() -> None:
+    for api in REGISTRY:
+        documents = [contract.read_document(source) for source in api.documents]
+        assert contract.merged_document(api) == functools.reduce(merge_additions, documents)
+
+
+def test_checked_json_records_exactly_what_the_validator_accepts_now() -> None:
+    """``openapi/checked.json`` lets start-up skip the validator for these exact bytes: it
+    must hold the digest of every served document, each accepted by the installed validator
+    in this very test, and nothing else. After changing a document (or the validator), run
+    ``python -m pollable.server.contract --record``."""
+    recorded = json.loads(contract.CHECKED.read_text(encoding="utf-8"))
+    assert contract.record_checked(REGISTRY) == recorded, (
+        "openapi/checked.json is stale: run python -m pollable.server.contract --record"
+    )
+    assert recorded["documents"] == {
+        api.name: contract.digest(contract.load(api).served) for api in REGISTRY
+    }
+
+
+def _with_documents(api_name: str, *documents: Any, tmp_path: Path) -> Any:
+    sources = []
+    for i, document in enumerate(documents):
+        source = tmp_path / f"{i}.json"
+        source.write_text(json.dumps(document))
+        sources.append(source)
+    return dataclasses.replace(APIS[api_name], documents=tuple(sources))
+
+
+def test_a_document_not_recorded_is_checked_when_it_is_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    vendored = contract.read_document(OPENAPI / "crosmos.vendored.json")
+    checked: list[str] = []
+    check = contract.check_openapi_31
+
+    def counted(document: Any, name: str) -> None:
+        checked.append(name)
+        check(document, name)
+
+    monkeypatch.setattr(contract, "check_openapi_31", counted)
+    # Valid, but not the served bytes of any API: checked.
+    contract.load(_with_documents("crosmos", vendored, tmp_path=tmp_path))
+    assert checked == ["crosmos"]
+    # An addition that breaks the document: refused.
+    broken = {"paths": {"/broken": {"get": {"responses": 5}}}}
+    with pytest.raises(ContractError, match=r"not a valid OpenAPI 3\.1"):
+        contract.load(_with_documents("crosmos", vendored, broken, tmp_path=tmp_path))
+    # The served documents, byte for byte: not checked again.
+    for api in REGISTRY:
+        contract.load(dataclasses.replace(api))
+    assert checked == ["crosmos", "crosmos"]
+
+
+def test_a_record_from_another_validator_proves_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    recorded = json.loads(contract.CHECKED.read_text(encoding="utf-8"))
+    other = tmp_path / "checked.json"
+    other.write_text(json.dumps({**recorded, "validator": "openapi-spec-validator 0.0.1"}))
+    monkeypatch.setattr(contract, "CHECKED", other)
+    contract._checked.cache_clear()
+    try:
+        assert contract._checked() == frozenset()
+    finally:
+        monkeypatch.undo()
+        contract._checked.cache_clear()
+    assert contract._checked() == frozenset(recorded["documents"].values())
+
+
+def test_record_checked_records_nothing_for_an_invalid_document(tmp_path: Path) -> None:
+    vendored = contract.read_document(OPENAPI / "crosmos.vendored.json")
+    bad = {**vendored, "paths": {"/a": {"get": {"responses": 5}}}}
+    with pytest.raises(ContractError):
+        contract.record_checked([_with_documents("crosmos", bad, tmp_path=tmp_path)])
+
+
+def test_serving_the_recorded_contracts_never_imports_the_validator() -> None:
+    """Start-up's footprint: the validator (and pydantic, which it brings) are imported only
+    to check a document that is not recorded as checked."""
+    program = (
+        "import sys\n"
+        "import pollable.server.cli\n"
+        "from pollable.server.app import create_app\n"
+        "from pollable.server.settings import Settings\n"
+        "create_app(Settings.build({}, store='memory://'))\n"
+        "print(sorted(m for m in ('openapi_spec_validator', 'pydantic') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", program],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stderr

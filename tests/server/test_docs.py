@@ -16,10 +16,15 @@ def test_documents_are_served_exactly(api: Api) -> None:
 
 
 def test_swagger_ui_beside_each_document(api: Api) -> None:
-    for docs, spec in (("/docs", "/openapi.json"), ("/v2/docs", "/v2/openapi.json")):
+    for name, docs, spec in (
+        ("crosmos", "/docs", "/openapi.json"),
+        ("captain", "/v2/docs", "/v2/openapi.json"),
+    ):
         assert api.client.get(docs, follow_redirects=False).status_code in (302, 307)
         page = api.client.get(docs + "/")
         assert page.status_code == 200 and f'url: "{spec}"' in page.text
+        assert f"<title>{contract.load(APIS[name]).title} - pollable</title>" in page.text
+        assert api.client.get(docs + "/").content == page.content
         assert api.client.get(docs + "/swagger-ui-bundle.js").status_code == 200
 
 
