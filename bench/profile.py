@@ -78,7 +78,7 @@ def summarise(raw: Path, top: int) -> str:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     packages: Counter[str] = Counter()
-    total = 0
+    total = elsewhere = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack:
@@ -86,6 +86,11 @@ def summarise(raw: Path, top: int) -> str:
         count = int(count_text)
         frames = [f for f in stack.split(";") if " (" in f]  # drop the thread/process header
         if not frames:
+            continue
+        if not frames[0].startswith("_run_module_as_main"):
+            # Another thread (the store's writer, the request log's, idle pool threads):
+            # py-spy samples each thread, so they would dilute the event loop's shares.
+            elsewhere += count
             continue
         total += count
         for name in {frame_name(f) for f in frames if _own_part(f) is not None}:
@@ -100,7 +105,8 @@ def summarise(raw: Path, top: int) -> str:
 
     return "\n\n".join(
         [
-            f"{total} samples",
+            f"{total} samples of the event loop's thread ({elsewhere} of other threads left "
+            "out); `Runner.run` itself is the loop's C code: uvloop, httptools, the sockets",
             "### pollable's functions, inclusive (share of samples with it on the stack)\n\n"
             + h.table(["share", "function"], rows(inclusive, top)),
             "### Self (share of samples where the function itself was running)\n\n"

@@ -27,6 +27,8 @@ class Principal:
     key_id: str | None = None
     #: The test clock the key is bound to, if any: jobs it creates run on that clock.
     clock_id: str | None = None
+    #: Whether the tenant had fault rules when the key was looked up (None: unknown).
+    has_fault_rules: bool | None = None
 
 
 class Config(Protocol):

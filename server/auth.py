@@ -119,7 +119,7 @@ class Authenticator:
         tenant, key = found
         return Principal(
             tenant.id, tenant.name, tenant.organization_id, api.name,
-            key_id=key.id, clock_id=key.clock_id,
+            key_id=key.id, clock_id=key.clock_id, has_fault_rules=tenant.has_fault_rules,
         )  # fmt: skip
 
     async def _by_jwt(self, api: ApiDescriptor, token: str) -> Principal:

@@ -133,6 +133,7 @@ async def respond(
             verdict = await faults.check(
                 services.store, principal.tenant_id, target.api.name,
                 operation.operation_id, request.path_params, fields,
+                has_rules=principal.has_fault_rules,
             )  # fmt: skip
         if verdict.reply is not None:
             reply = verdict.reply

@@ -224,8 +224,11 @@ class FaultGate:
         operation_id: str,
         path_params: Mapping[str, Any],
         fields: Mapping[str, str],
+        *,
+        has_rules: bool | None = None,
     ) -> Verdict:
-        """``fields``: the request's header fields (``headers.first_values``). Raises
+        """``fields``: the request's header fields (``headers.first_values``); ``has_rules``:
+        whether the tenant has rules, if the caller knows (None: read them). Raises
         ``Close`` for a request whose connection is to close unanswered, and
         ``InvalidInput`` for a fault preference pollable does not know."""
         wait = self.limiter.take(tenant_id)
@@ -234,7 +237,8 @@ class FaultGate:
             return Verdict(status_reply(429, retry_after=wait, limit=self.limit, detail=detail))
         preferred = preferred_fault(fields.get("prefer"))
         actions = [] if preferred is None else [preferred]
-        rules = await store.list_faults(tenant_id)
+        # Known to have none when its key was looked up, in this request: nothing to read.
+        rules = [] if has_rules is False else await store.list_faults(tenant_id)
         if rules:
             actions += await self._fired(store, rules, api, operation_id, path_params)
         if not actions:

@@ -46,6 +46,10 @@ class Tenant:
     #: its jobs, their items, its test clocks, its API keys and its named sequences. A
     #: usage figure, not part of what a tenant is: records compare equal without it.
     stored: int = field(default=0, compare=False)
+    #: Whether the tenant had fault rules when it was read, where the read says
+    #: (``Store.key_for``: every authenticated request's, so its faults need no read of
+    #: their own when there are none); None: not read.
+    has_fault_rules: bool | None = field(default=None, compare=False)
 
 
 def new_key_id() -> str:
@@ -403,7 +407,8 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
         """The tenant and record of the unrevoked key of ``api`` with this hash, or None.
-        Read from the store on every call, so a revocation is seen by every process."""
+        Read from the store on every call, so a revocation is seen by every process. The
+        tenant says whether it has fault rules (``Tenant.has_fault_rules``)."""
 
     async def tenant_for_key(self, api: str, key_hash: str) -> Tenant | None:
         """The tenant owning an unrevoked key of ``api`` with this hash, or None."""

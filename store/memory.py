@@ -182,7 +182,9 @@ class MemoryStore(Store):
         record = None if key_id is None else self._s.key_records[key_id]
         if record is None or record.revoked_at is not None:
             return None
-        return self._s.tenants[record.tenant_id], record
+        tenant = self._s.tenants[record.tenant_id]
+        rules = bool(self._s.faults.get(record.tenant_id))
+        return replace(tenant, has_fault_rules=rules), record
 
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
         await self.get_tenant(tenant_id)

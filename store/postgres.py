@@ -174,7 +174,8 @@ _KEY_FOR = (
     + ", ".join(f"t.{c}" for c in _TENANT_COLUMNS.split(", "))
     + ", "
     + ", ".join(f"k.{c}" for c in _KEY_COLUMNS.split(", "))
-    + " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+    + ", EXISTS (SELECT 1 FROM faults f WHERE f.tenant_id = t.id)"
+    " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
     " WHERE k.api = %s AND k.key_hash = %s AND k.revoked_at IS NULL"
 )
 _ITEM_COLUMNS = (
@@ -386,9 +387,10 @@ class PostgresStore(Store):
     # -- tenants and keys -------------------------------------------------------------
 
     @staticmethod
-    def _tenant(row: Sequence[Any]) -> Tenant:
+    def _tenant(row: Sequence[Any], has_fault_rules: bool | None = None) -> Tenant:
         return Tenant(
-            row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0, int(row[7])
+            row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0, int(row[7]),
+            has_fault_rules,
         )  # fmt: skip
 
     @staticmethod
@@ -522,7 +524,9 @@ class PostgresStore(Store):
     async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
         # Every authenticated request asks this: its SQL is built once.
         row = await self._read_one(_KEY_FOR, (api, key_hash))
-        return None if row is None else (self._tenant(row[:8]), self._key(row[8:]))
+        if row is None:
+            return None
+        return self._tenant(row[:8], bool(row[16])), self._key(row[8:16])
 
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
         await self.get_tenant(tenant_id)

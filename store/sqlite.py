@@ -431,9 +431,10 @@ class SQLiteStore(Store):
     # -- tenants and keys -------------------------------------------------------------
 
     @staticmethod
-    def _tenant(row: tuple[Any, ...]) -> Tenant:
+    def _tenant(row: tuple[Any, ...], has_fault_rules: bool | None = None) -> Tenant:
         return Tenant(
-            row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0, row[7] or 0
+            row[0], row[1], row[2], row[3], row[4], row[5] or 0.0, row[6] or 0.0, row[7] or 0,
+            has_fault_rules,
         )  # fmt: skip
 
     _TENANT_COLUMNS = (
@@ -581,14 +582,17 @@ class SQLiteStore(Store):
         + ", ".join(f"t.{c}" for c in _TENANT_COLUMNS.split(", "))
         + ", "
         + ", ".join(f"k.{c}" for c in _KEY_COLUMNS.split(", "))
-        + " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
+        + ", EXISTS (SELECT 1 FROM faults f WHERE f.tenant_id = t.id)"
+        " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
         " WHERE k.api = ? AND k.key_hash = ? AND k.revoked_at IS NULL"
     )
 
     async def key_for(self, api: str, key_hash: str) -> tuple[Tenant, KeyRecord] | None:
         # Every authenticated request asks this: its SQL is built once.
         row = self._db.execute(self._KEY_FOR, (api, key_hash)).fetchone()
-        return None if row is None else (self._tenant(row[:8]), self._key(row[8:]))
+        if row is None:
+            return None
+        return self._tenant(row[:8], bool(row[16])), self._key(row[8:16])
 
     async def list_keys(self, tenant_id: str) -> list[KeyRecord]:
         await self.get_tenant(tenant_id)

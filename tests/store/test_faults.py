@@ -42,6 +42,25 @@ async def test_another_tenants_rule_is_not_found(store) -> None:
     assert (await store.get_fault(mine.id, rule.id)).matched == 0
 
 
+async def test_a_keys_tenant_says_whether_it_has_rules(store) -> None:
+    mine, theirs = await make_tenant(store), await make_tenant(store)
+    await store.add_key(mine.id, api="crosmos", key_hash="mine-rules", label="csk_m")
+    await store.add_key(theirs.id, api="crosmos", key_hash="theirs-rules", label="csk_t")
+
+    async def has_rules(digest: str) -> bool | None:
+        found = await store.key_for("crosmos", digest)
+        assert found is not None
+        return found[0].has_fault_rules
+
+    assert await has_rules("mine-rules") is False
+    rule = await store.create_fault(mine.id, SPEC, limit=10)
+    assert await has_rules("mine-rules") is True and await has_rules("theirs-rules") is False
+    await store.delete_fault(mine.id, rule.id)
+    assert await has_rules("mine-rules") is False
+    # Other reads of a tenant do not say.
+    assert (await store.get_tenant(mine.id)).has_fault_rules is None
+
+
 async def test_a_tenant_has_at_most_limit_rules(store) -> None:
     tenant = await make_tenant(store)
     for _ in range(3):
