@@ -393,11 +393,14 @@ def run_wrk(
     duration: float,
     connections: int = 32,
     threads: int = 1,
+    lua: str = "",
 ) -> LoadResult:
+    """wrk on ``url``; ``lua`` is prepended to the script that reports the numbers (a
+    ``request`` function or ``wrk.method``/``wrk.body`` make other requests than a GET)."""
     path = wrk_path()
     assert path is not None
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT)
+        script.write(lua + "\n" + _WRK_SCRIPT)
     try:
         argv = [
             path,
