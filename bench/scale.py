@@ -46,6 +46,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from pollable.server.provision import TenantKeys
+
 from . import harness as h
 
 #: The GET target: a store this many times larger may cost at most this much more a GET.
@@ -181,7 +183,7 @@ def crosmos_job(job_id: str, now: float) -> Any:
     )
 
 
-def seed(url: str, jobs: int, *, batch: int = 2_000) -> tuple[h.TenantKeys, list[str], float]:
+def seed(url: str, jobs: int, *, batch: int = 2_000) -> tuple[TenantKeys, list[str], float]:
     """A tenant and ``jobs`` Crosmos jobs through ``Store.create_job``, ``batch`` calls at a
     time; the ids of ``SAMPLED`` of them spread evenly over the store, and the seconds the
     creates took."""
@@ -189,7 +191,7 @@ def seed(url: str, jobs: int, *, batch: int = 2_000) -> tuple[h.TenantKeys, list
     from pollable.server.provision import provision_tenant
     from pollable.store import open_store
 
-    async def run() -> tuple[h.TenantKeys, list[str], float]:
+    async def run() -> tuple[TenantKeys, list[str], float]:
         store = open_store(url)
         await store.open()
         try:
@@ -398,7 +400,9 @@ def part_get(args: argparse.Namespace, work: Path, databases: Databases) -> dict
                 paths = [f"/api/v1/jobs/{job_id}" for job_id in sampled]
                 for path in (paths[0], paths[len(paths) // 2], paths[-1]):
                     h.fetch(server.url, path, tenant.crosmos)  # answers 200, or stops here
-                targets.append(Target(name, [server], paths[0], tenant.crosmos, cycling_gets(paths)))
+                targets.append(
+                    Target(name, [server], paths[0], tenant.crosmos, cycling_gets(paths))
+                )
         samples = interleave(args, targets, "get")
     finally:
         for server in servers:
@@ -481,14 +485,24 @@ def _row(name: str, runs: Sequence[Sample]) -> list[str]:
     ]
 
 
-HEADERS = ["target", "req/s (median)", "p50 ms", "p99 ms", "server CPU us/req", "per round", "errors"]
+HEADERS = [
+    "target",
+    "req/s (median)",
+    "p50 ms",
+    "p99 ms",
+    "server CPU us/req",
+    "per round",
+    "errors",
+]
 
 
 def _ratios(a: Sequence[Sample], b: Sequence[Sample], attr: str) -> list[float]:
     return [getattr(x, attr) / getattr(y, attr) for x, y in zip(a, b, strict=True)]
 
 
-def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
+def report(
+    args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any]
+) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     print()
     print(f"Environment: {h.describe(env)}; load average {os.getloadavg()[0]:.1f} at the end")
@@ -533,7 +547,9 @@ def report(args: argparse.Namespace, env: dict[str, Any], results: dict[str, Any
             crosmos = h.median([r.rps for r in samples[f"{backend}/crosmos"]])
             summary[f"create_{backend}"] = crosmos
             verdict = "PASS" if crosmos >= CREATE_TARGET else "FAIL"
-            print(f"- {backend}: {crosmos:,.0f} Crosmos creations/s: {verdict} (>= {CREATE_TARGET:,})")
+            print(
+                f"- {backend}: {crosmos:,.0f} Crosmos creations/s: {verdict} (>= {CREATE_TARGET:,})"
+            )
     if "servers" in results:
         samples = results["servers"]["samples"]
         names = list(samples)
