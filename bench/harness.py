@@ -144,8 +144,10 @@ def pollable_server(
     request_log: bool = True,
     polling_headers: bool = True,
     time_scale: float | None = None,
+    extra: Sequence[str] = (),
 ) -> Server:
-    """pollable under uvicorn, one worker, loop/http auto (see ``bench.serve``)."""
+    """pollable under uvicorn, one worker, loop/http auto (see ``bench.serve``); ``extra``
+    are more of its flags."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.serve", "--store", store_url, "--port", str(port)]
     if not validate_responses:
@@ -156,6 +158,7 @@ def pollable_server(
         argv.append("--no-polling-headers")
     if time_scale is not None:
         argv += ["--time-scale", repr(time_scale)]
+    argv += extra
     return Server(name, argv, port, log_dir)
 
 
