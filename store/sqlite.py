@@ -917,12 +917,17 @@ class SQLiteStore(Store):
                 assert executor is not None
                 executor.submit(self._commit_creates)
             except (AssertionError, RuntimeError):  # closing: finish them on this call
-                more = False
                 with self._creates_lock:
                     batch += self._creates
                     self._creates.clear()
                     self._creates_scheduled = False
-        for pending, outcome in zip(batch, self._create_batch(batch), strict=True):
+        try:
+            outcomes = self._create_batch(batch)
+        except BaseException as exc:  # nothing was stored; nobody may wait for ever
+            for pending in batch:
+                pending.answer(exc)
+            raise
+        for pending, outcome in zip(batch, outcomes, strict=True):
             pending.answer(outcome)
 
     def _create_batch(

@@ -254,3 +254,36 @@ async def test_creates_waiting_when_the_store_closes_are_stored_first(sql_store)
     await store.open()
     for job in jobs:
         assert (await store.get_job(tenant.id, job.plan.job_id)).job_id == job.plan.job_id
+
+
+async def test_an_error_that_ends_the_whole_transaction_fails_only_its_create(
+    tmp_path, monkeypatch
+) -> None:
+    """SQLite rolls a whole transaction back on some errors (a full disk, an I/O error):
+    that create gets its error, and the rest of its batch is stored again without it."""
+    store = open_store(f"sqlite:///{tmp_path}/lost.db")
+    await store.open()
+    try:
+        tenant = await make_tenant(store)
+        jobs = [a_job(unique("job")) for _ in range(6)]
+        doomed = jobs[2].plan.job_id
+        original = store._create_job  # type: ignore[attr-defined]
+
+        def create_job(db: sqlite3.Connection, tenant_id: str, job: Any, cap: Any) -> Any:
+            if job.plan.job_id == doomed:
+                original(db, tenant_id, job, cap)
+                db.execute("ROLLBACK")  # as SQLite does after SQLITE_FULL
+                raise sqlite3.OperationalError("database or disk is full")
+            return original(db, tenant_id, job, cap)
+
+        monkeypatch.setattr(store, "_create_job", create_job)
+        with _one_batch(store) as sizes:
+            answers = await asyncio.gather(*(_answer(store, tenant.id, job) for job in jobs))
+        assert sizes == [6, 5]
+        assert isinstance(answers[2], sqlite3.OperationalError)
+        assert all(answers[i][1] for i in range(6) if i != 2)
+        with pytest.raises(NotFound):
+            await store.get_job(tenant.id, doomed)
+        assert (await store.get_tenant(tenant.id)).stored == 5 * job_size(jobs[0])
+    finally:
+        await store.close()
