@@ -786,7 +786,18 @@ class PostgresStore(Store):
         while self._creates:
             batch = self._creates[:CREATE_BATCH]
             del self._creates[:CREATE_BATCH]
-            outcomes = await self._create_batch(batch)
+            try:
+                outcomes = await self._create_batch(batch)
+            except BaseException as exc:  # cancelled: nobody may wait for ever
+                for *_, future in [*batch, *self._creates]:
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+                self._creates.clear()
+                raise
             for (*_, future), outcome in zip(batch, outcomes, strict=True):
                 if future.done():  # the caller was cancelled
                     continue
