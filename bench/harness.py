@@ -144,8 +144,10 @@ def pollable_server(
     request_log: bool = True,
     polling_headers: bool = True,
     time_scale: float | None = None,
+    extra: Sequence[str] = (),
 ) -> Server:
-    """pollable under uvicorn, one worker, loop/http auto (see ``bench.serve``)."""
+    """pollable under uvicorn, one worker, loop/http auto (see ``bench.serve``); ``extra``
+    are more of its flags."""
     port = free_port()
     argv = [sys.executable, "-m", "bench.serve", "--store", store_url, "--port", str(port)]
     if not validate_responses:
@@ -156,6 +158,7 @@ def pollable_server(
         argv.append("--no-polling-headers")
     if time_scale is not None:
         argv += ["--time-scale", repr(time_scale)]
+    argv += extra
     return Server(name, argv, port, log_dir)
 
 
@@ -403,11 +406,14 @@ def run_wrk(
     duration: float,
     connections: int = 32,
     threads: int = 1,
+    lua: str = "",
 ) -> LoadResult:
+    """wrk on ``url``; ``lua`` is prepended to the script that reports the numbers (a
+    ``request`` function or ``wrk.method``/``wrk.body`` make other requests than a GET)."""
     path = wrk_path()
     assert path is not None
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_WRK_SCRIPT)
+        script.write(lua + "\n" + _WRK_SCRIPT)
     try:
         argv = [
             path,

@@ -47,6 +47,18 @@ def main(argv: list[str] | None = None) -> None:
         help="the baseline of bench.hot_path only: job reads as before polling headers",
     )
     parser.add_argument(
+        "--one-commit-per-create",
+        action="store_true",
+        help="the baseline of bench.scale only: each create in a transaction of its own, as "
+        "before group commit",
+    )
+    parser.add_argument(
+        "--plan-on-thread",
+        action="store_true",
+        help="the baseline of bench.scale only: every create planned on a thread, as before "
+        "small ones were planned on the event loop",
+    )
+    parser.add_argument(
         "--marks",
         action="store_true",
         help="bench.cost only: GET /__bench_mark marks a window for callgrind (os.getppid)",
@@ -68,6 +80,10 @@ def main(argv: list[str] | None = None) -> None:
         rate_burst=10**9,
     )
     apis = _without_polling_headers() if args.no_polling_headers else REGISTRY
+    if args.one_commit_per_create:
+        _one_commit_per_create()
+    if args.plan_on_thread:
+        _plan_on_thread()
     app = create_app(settings, apis=apis)
     uvicorn.run(
         marked(app) if args.marks else app,
@@ -111,6 +127,41 @@ def _without_polling_headers() -> tuple[ApiDescriptor, ...]:
         )
         for api in REGISTRY
     )
+
+
+def _one_commit_per_create() -> None:
+    """Creates as they were before group commit, in this process only: each in a write
+    transaction of its own (SQLite: one fsync each, on the writer thread; PostgreSQL: one
+    transaction each from the pool)."""
+    from pollable.store.base import NewJob
+    from pollable.store.sqlite import SQLiteStore
+
+    async def sqlite_create(
+        self: SQLiteStore, tenant_id: str, job: NewJob, *, cap: int | None = None
+    ) -> tuple[JobRecord, bool]:
+        return await self._write(lambda db: self._create_job(db, tenant_id, job, cap))
+
+    SQLiteStore.create_job = sqlite_create  # type: ignore[method-assign]
+    try:
+        from pollable.store.postgres import PostgresStore
+    except ImportError:  # no psycopg: no PostgreSQL store to change
+        return
+
+    async def postgres_create(
+        self: PostgresStore, tenant_id: str, job: NewJob, *, cap: int | None = None
+    ) -> tuple[JobRecord, bool]:
+        return await self._create_alone(tenant_id, job, cap)
+
+    PostgresStore.create_job = postgres_create  # type: ignore[method-assign]
+
+
+def _plan_on_thread() -> None:
+    """Every create planned on a thread, as before small ones ran on the event loop."""
+    from pollable.handlers.captain import jobs as captain_jobs
+    from pollable.handlers.crosmos import jobs as crosmos_jobs
+
+    crosmos_jobs.INLINE_TEXT = -1  # no content is this short
+    captain_jobs.INLINE_FILES = -1
 
 
 if __name__ == "__main__":

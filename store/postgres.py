@@ -23,6 +23,8 @@ database answers ``Unavailable`` (503) and the pool reconnects by itself once it
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import re
 import uuid
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
@@ -178,6 +180,15 @@ _KEY_FOR = (
     " FROM api_keys k JOIN tenants t ON t.id = k.tenant_id"
     " WHERE k.api = %s AND k.key_hash = %s AND k.revoked_at IS NULL"
 )
+_INSERT_JOB = (
+    "INSERT INTO jobs (tenant_id, job_id, api, kind, collection, attrs, plan, events, "
+    "serial_base, credits_remaining, created_at, started_at, ends_at, final_status, "
+    "clock_id) VALUES (%s, %s, %s, %s, %s, %s, %s, '[]', %s, %s, %s, %s, %s, %s, %s)"
+)
+#: The most creates one transaction stores (``PostgresStore.create_job``).
+CREATE_BATCH = 256
+#: A create waiting for the batch: tenant, job, cap, and the caller's future.
+_PendingCreate = tuple[str, NewJob, "int | None", "asyncio.Future[tuple[JobRecord, bool]]"]
 _ITEM_COLUMNS = (
     "tenant_id, job_id, ordinal, key, outcome, units, fail_stage, error_code, error_message, "
     "extra, cum_failed, cum_skipped, cum_units, completes_at"
@@ -267,6 +278,9 @@ class PostgresStore(Store):
         self.conninfo, self.pool_size, self.connect_timeout = split_url(url)
         self.create = create
         self._pool: AsyncConnectionPool[Any] | None = None
+        #: Creates waiting to be stored together, and the task storing them (``create_job``).
+        self._creates: list[_PendingCreate] = []
+        self._committer: asyncio.Task[None] | None = None
 
     # -- connection and schema ----------------------------------------------------------
 
@@ -305,6 +319,9 @@ class PostgresStore(Store):
         return f"{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
 
     async def close(self) -> None:
+        if self._committer is not None:  # the creates already waiting are stored first
+            await asyncio.gather(self._committer, return_exceptions=True)
+            self._committer = None
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
@@ -756,6 +773,71 @@ class PostgresStore(Store):
     async def create_job(
         self, tenant_id: str, job: NewJob, *, cap: int | None = None
     ) -> tuple[JobRecord, bool]:
+        """Group commit: a create without an idempotency key or a clock joins the creates
+        waiting in this process, and one task stores them in one transaction
+        (``_create_together``) while the next ones gather; each is answered once that
+        commit returned. A tenant's creates all lock its row until they commit, so one at
+        a time they are bounded by a round trip and an fsync each; together they share
+        them. The others, and a batch of one, go alone (``_create_alone``)."""
+        if job.idempotency is not None or job.clock_id is not None:
+            return await self._create_alone(tenant_id, job, cap)
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        future: asyncio.Future[tuple[JobRecord, bool]] = asyncio.get_running_loop().create_future()
+        self._creates.append((tenant_id, job, cap, future))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_creates())
+        return await future
+
+    async def _commit_creates(self) -> None:
+        while self._creates:
+            batch = self._creates[:CREATE_BATCH]
+            del self._creates[:CREATE_BATCH]
+            try:
+                outcomes = await self._create_batch(batch)
+            except BaseException as exc:  # cancelled: nobody may wait for ever
+                for *_, future in [*batch, *self._creates]:
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+                self._creates.clear()
+                raise
+            for (*_, future), outcome in zip(batch, outcomes, strict=True):
+                if future.done():  # the caller was cancelled
+                    continue
+                if isinstance(outcome, BaseException):
+                    future.set_exception(outcome)
+                else:
+                    future.set_result(outcome)
+
+    async def _create_batch(
+        self, batch: Sequence[_PendingCreate]
+    ) -> list[tuple[JobRecord, bool] | BaseException]:
+        """Each create's record or error. If the transaction fails as a whole, nothing of
+        it was stored: every create gets that error, except a job id already taken (never
+        by chance: ids are random), after which each create runs alone for its own answer."""
+        if len(batch) == 1:
+            return [await self._outcome_alone(batch[0])]
+        try:
+            async with self._transaction() as conn:
+                return await self._create_together(conn, batch)
+        except pg_errors.UniqueViolation:
+            return [await self._outcome_alone(pending) for pending in batch]
+        except Exception as exc:
+            return [exc, *(copy.copy(exc) for _ in batch[1:])]
+
+    async def _outcome_alone(self, pending: _PendingCreate) -> tuple[JobRecord, bool] | Exception:
+        try:
+            return await self._create_alone(*pending[:3])
+        except Exception as exc:
+            return exc
+
+    async def _create_alone(
+        self, tenant_id: str, job: NewJob, cap: int | None
+    ) -> tuple[JobRecord, bool]:
         try:
             async with self._transaction() as conn:
                 return await self._create_job(conn, tenant_id, job, cap)
@@ -763,6 +845,100 @@ class PostgresStore(Store):
             return replay.record, False
         except pg_errors.UniqueViolation:
             raise Conflict("job id already exists") from None
+
+    async def _create_together(
+        self, conn: psycopg.AsyncConnection[Any], batch: Sequence[_PendingCreate]
+    ) -> list[tuple[JobRecord, bool] | BaseException]:
+        """Creates without idempotency keys or clocks, in the caller's transaction, as
+        ``_create_job`` would store them one after the other: each tenant's row is locked
+        once (``FOR UPDATE``), and each create is checked against its balance and cap as
+        the previous ones left them, in the same float arithmetic as ``_count``'s guarded
+        ``UPDATE``; one refused stores nothing and leaves the others alone. Then one
+        ``UPDATE`` per tenant, one step of its item counter, one ``INSERT`` of the jobs and
+        one ``COPY`` of their items."""
+        tenant_ids = sorted({pending[0] for pending in batch})
+        rows = await (
+            await conn.execute(
+                "SELECT id, credits, stored FROM tenants WHERE id = ANY(%s) ORDER BY id FOR UPDATE",
+                (tenant_ids,),
+            )
+        ).fetchall()
+        balances = {tenant_id: [float(credits), int(stored)] for tenant_id, credits, stored in rows}
+        outcomes: list[tuple[JobRecord, bool] | BaseException | None] = []
+        accepted: list[tuple[int, str, NewJob, float]] = []
+        for index, (tenant_id, job, cap, _) in enumerate(batch):
+            balance = balances.get(tenant_id)
+            size, credits = job_size(job), float(job.credits)
+            if balance is None:
+                outcomes.append(NotFound("tenant not found"))
+            elif not (credits <= 0 or balance[0] >= credits):
+                outcomes.append(InsufficientCredits(credits, balance[0]))
+            elif cap is not None and balance[1] + size > cap:
+                outcomes.append(StorageFull(cap))
+            else:
+                balance[0] -= credits
+                balance[1] += size
+                accepted.append((index, tenant_id, job, balance[0]))
+                outcomes.append(None)  # its record, once written
+        if not accepted:
+            return [outcome for outcome in outcomes if outcome is not None]
+        touched = sorted({tenant_id for _, tenant_id, _, _ in accepted})
+        async with conn.cursor() as cursor:
+            await cursor.executemany(
+                "UPDATE tenants SET credits = %s, stored = %s WHERE id = %s",
+                [(*balances[tenant_id], tenant_id) for tenant_id in touched],
+            )
+        serial = {}
+        for tenant_id in touched:
+            total = sum(len(job.items) for _, t, job, _ in accepted if t == tenant_id)
+            serial[tenant_id] = await self._advance(conn, tenant_id, "item", total) - total
+        job_rows: list[tuple[Any, ...]] = []
+        item_rows: list[tuple[Any, ...]] = []
+        for index, tenant_id, job, remaining in accepted:
+            plan, serial_base = job.plan, serial[tenant_id]
+            serial[tenant_id] += len(job.items)
+            started_at, ends_at, final = milestones(plan)
+            job_rows.append(
+                (
+                    tenant_id,
+                    plan.job_id,
+                    job.api,
+                    job.kind,
+                    job.collection,
+                    _dumps(dict(job.attrs)),
+                    _dumps(plan_to_data(plan)),
+                    serial_base,
+                    remaining,
+                    plan.created_at,
+                    started_at,
+                    ends_at,
+                    final.value,
+                    None,
+                )
+            )
+            item_rows.extend(self._item_rows(plan, tenant_id, job.items))
+            record = JobRecord(
+                tenant_id,
+                job.api,
+                job.kind,
+                job.collection,
+                dict(job.attrs),
+                plan,
+                (),
+                serial_base,
+                remaining,
+                None,
+            )
+            outcomes[index] = (record, True)
+        async with conn.cursor() as cursor:
+            await cursor.executemany(_INSERT_JOB, job_rows)
+        if item_rows:
+            async with conn.cursor().copy(f"COPY items ({_ITEM_COLUMNS}) FROM STDIN") as rows_in:
+                for item_row in item_rows:
+                    await rows_in.write_row(item_row)
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(batch)
+        return done
 
     async def _create_job(
         self, conn: psycopg.AsyncConnection[Any], tenant_id: str, job: NewJob, cap: int | None
@@ -789,9 +965,7 @@ class PostgresStore(Store):
         serial_base = await self._advance(conn, tenant_id, "item", len(job.items)) - len(job.items)
         started_at, ends_at, final = milestones(plan)
         await conn.execute(
-            "INSERT INTO jobs (tenant_id, job_id, api, kind, collection, attrs, plan, events, "
-            "serial_base, credits_remaining, created_at, started_at, ends_at, final_status, "
-            "clock_id) VALUES (%s, %s, %s, %s, %s, %s, %s, '[]', %s, %s, %s, %s, %s, %s, %s)",
+            _INSERT_JOB,
             (
                 tenant_id,
                 plan.job_id,

@@ -10,8 +10,11 @@ thanks to the running totals stored on each item.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import copy
 import logging
 import sqlite3
+import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
@@ -121,6 +124,53 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+#: The most creates the writer commits in one transaction.
+CREATE_BATCH = 256
+
+
+class _TransactionLost(Exception):
+    """A create's error rolled back the whole batch's transaction, not only its savepoint."""
+
+    def __init__(self, index: int, error: Exception) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
+
+
+class _PendingCreate:
+    """A ``create_job`` waiting for the writer thread: what to store, and whom to answer."""
+
+    __slots__ = ("cap", "future", "job", "loop", "tenant_id")
+
+    def __init__(
+        self,
+        tenant_id: str,
+        job: NewJob,
+        cap: int | None,
+        loop: asyncio.AbstractEventLoop,
+        future: asyncio.Future[tuple[JobRecord, bool]],
+    ) -> None:
+        self.tenant_id, self.job, self.cap, self.loop, self.future = (
+            tenant_id,
+            job,
+            cap,
+            loop,
+            future,
+        )
+
+    def answer(self, outcome: tuple[JobRecord, bool] | BaseException) -> None:
+        """From the writer thread, once the outcome is final (committed, or refused)."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
+            self.loop.call_soon_threadsafe(self._settle, outcome)
+
+    def _settle(self, outcome: tuple[JobRecord, bool] | BaseException) -> None:
+        if self.future.done():  # the caller was cancelled
+            return
+        if isinstance(outcome, BaseException):
+            self.future.set_exception(outcome)
+        else:
+            self.future.set_result(outcome)
+
+
 class SQLiteStore(Store):
     """Reads run inline on one connection; writes run on a dedicated writer thread with a
     connection of its own, so a long write (a 100,000-file job) never stalls the event
@@ -138,6 +188,10 @@ class SQLiteStore(Store):
         self._log_executor: ThreadPoolExecutor | None = None
         self._writer: sqlite3.Connection | None = None
         self._executor: ThreadPoolExecutor | None = None
+        #: Creates waiting for the writer thread to commit them together (``create_job``).
+        self._creates: list[_PendingCreate] = []
+        self._creates_lock = threading.Lock()
+        self._creates_scheduled = False
 
     # -- connection and schema ----------------------------------------------------------
 
@@ -832,7 +886,93 @@ class SQLiteStore(Store):
     async def create_job(
         self, tenant_id: str, job: NewJob, *, cap: int | None = None
     ) -> tuple[JobRecord, bool]:
-        return await self._write(lambda db: self._create_job(db, tenant_id, job, cap))
+        """Group commit: a create joins the creates waiting for the writer thread, which
+        stores them in one transaction (each in a savepoint of its own, so one refused
+        rolls back only itself) and commits them with one fsync; each is answered once
+        that commit returned. Under concurrency the fsync, not the work, bounds creates a
+        second: this shares it."""
+        executor = self._executor
+        if executor is None:
+            raise RuntimeError("the store is not open")
+        loop = asyncio.get_running_loop()
+        pending = _PendingCreate(tenant_id, job, cap, loop, loop.create_future())
+        with self._creates_lock:
+            self._creates.append(pending)
+            first = not self._creates_scheduled
+            self._creates_scheduled = True
+        if first:
+            try:
+                executor.submit(self._commit_creates)
+            except RuntimeError:  # the store closed meanwhile: no create will be stored
+                with self._creates_lock:
+                    stranded, self._creates = self._creates, []
+                    self._creates_scheduled = False
+                for other in stranded:
+                    other.answer(RuntimeError("the store is not open"))
+        return await pending.future
+
+    def _commit_creates(self) -> None:
+        """On the writer thread: store the creates waiting now, at most ``CREATE_BATCH``,
+        and answer each; more waiting are the next call's, queued behind other writes."""
+        with self._creates_lock:
+            batch = self._creates[:CREATE_BATCH]
+            del self._creates[:CREATE_BATCH]
+            more = bool(self._creates)
+            self._creates_scheduled = more
+        if more:
+            executor = self._executor
+            try:
+                assert executor is not None
+                executor.submit(self._commit_creates)
+            except (AssertionError, RuntimeError):  # closing: finish them on this call
+                with self._creates_lock:
+                    batch += self._creates
+                    self._creates.clear()
+                    self._creates_scheduled = False
+        try:
+            outcomes = self._create_batch(batch)
+        except BaseException as exc:  # nothing was stored; nobody may wait for ever
+            for pending in batch:
+                pending.answer(exc)
+            raise
+        for pending, outcome in zip(batch, outcomes, strict=True):
+            pending.answer(outcome)
+
+    def _create_batch(
+        self, batch: Sequence[_PendingCreate]
+    ) -> list[tuple[JobRecord, bool] | BaseException]:
+        """Each create's record or error, all committed in one transaction. A create that
+        SQLite cannot undo alone (its error rolled the whole transaction back: a full disk,
+        an I/O error) gets that error, and the others are stored again without it. If the
+        transaction fails as a whole (to begin, or to commit), nothing of it was stored and
+        every create gets that error."""
+        outcomes: list[tuple[JobRecord, bool] | BaseException] = []
+
+        def work(db: sqlite3.Connection) -> None:
+            for index, pending in enumerate(batch):
+                db.execute("SAVEPOINT create_job")
+                try:
+                    outcome: tuple[JobRecord, bool] | BaseException = self._create_job(
+                        db, pending.tenant_id, pending.job, pending.cap
+                    )
+                except Exception as exc:
+                    if not db.in_transaction:
+                        raise _TransactionLost(index, exc) from exc
+                    db.execute("ROLLBACK TO create_job")
+                    outcome = exc
+                db.execute("RELEASE create_job")
+                outcomes.append(outcome)
+
+        try:
+            self._transaction(work)
+        except _TransactionLost as lost:
+            rest = [*batch[: lost.index], *batch[lost.index + 1 :]]
+            answers = self._create_batch(rest) if rest else []
+            answers.insert(lost.index, lost.error)
+            return answers
+        except Exception as exc:
+            return [exc, *(copy.copy(exc) for _ in batch[1:])]
+        return outcomes
 
     async def idempotent_job(self, tenant_id: str, idempotency: Idempotency) -> JobRecord | None:
         return self._idempotent_job(self._db, tenant_id, idempotency)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 from collections.abc import Sequence, Set
 from dataclasses import dataclass, replace
 from typing import Any
@@ -81,6 +82,10 @@ INDEX_KINDS: dict[str, IndexKind] = {
     "index_r2file_v2": IndexKind("index_r2_file", "r2", "file"),
     "index_r2directory_v2": IndexKind("index_r2_directory", "r2", "directory"),
 }
+
+#: Up to this many files, listing and planning take less than handing the work to a
+#: thread and back, so they run on the event loop.
+INLINE_FILES = 100
 
 # -- reading jobs ---------------------------------------------------------------------------
 
@@ -210,6 +215,8 @@ async def _entries(
     # JSON Schema's integer admits 3.0; the listing needs the int.
     max_files = body.get("max_files")
     count = None if max_files is None else int(max_files)
+    if count is not None and count <= INLINE_FILES:
+        return listing.list_location(base, prefix, count, seed)
     # Up to 100,000 files: listed off the event loop, so other requests go on meanwhile.
     return await asyncio.to_thread(listing.list_location, base, prefix, count, seed)
 
@@ -252,7 +259,7 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
     indexed = (
         await store.indexed_keys(tenant_id, collection, uris, at=created_at) if skip else set()
     )
-    plan, items = await asyncio.to_thread(
+    planned = functools.partial(
         _plan,
         entries,
         indexed,
@@ -263,6 +270,8 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
         time_scale=call.services.settings.time_scale,
         listed=kind.target in ("bucket", "directory"),
     )
+    small = len(entries) <= INLINE_FILES
+    plan, items = planned() if small else await asyncio.to_thread(planned)
     processing_type = body.get("processing_type") or "basic"
     billed = outcome(plan)[1] in (Status.COMPLETED, Status.COMPLETED_WITH_FAILURES)
     credits = plan.totals.units * present.CREDITS_PER_PAGE[processing_type] if billed else 0.0
@@ -299,8 +308,8 @@ async def _index(call: Call, operation_id: str, kind: IndexKind) -> Reply:
 def _plan(
     entries: Sequence[listing.FileEntry], indexed: Set[str], **plan: Any
 ) -> tuple[Plan, tuple[Item, ...]]:
-    """The job's plan and items: pure, and run off the event loop (100,000 files take
-    seconds of CPU)."""
+    """The job's plan and items: pure, and run off the event loop above ``INLINE_FILES``
+    (100,000 files take seconds of CPU)."""
     work = [listing.work_for(entry, entry.uri in indexed) for entry in entries]
     return plan_job(work=work, **plan)
 

@@ -27,6 +27,10 @@ from ..common import (
 from . import content
 from . import presenter as present
 
+#: Up to this many characters of content, planning takes tens of microseconds: less than
+#: handing it to a thread and back, so it runs on the event loop.
+INLINE_TEXT = 8 * 1024
+
 
 async def get_job(call: Call) -> Reply:
     job_id = str(uuid.UUID(call.params["job_id"]))
@@ -67,8 +71,8 @@ def _plan(
     tenant_default: str | None,
     now: float,
 ) -> tuple[Plan, tuple[Item, ...], dict[str, str]]:
-    """Scenario, work and plan: pure, and run off the event loop (reading a hundred
-    sources of a megabyte each takes seconds of CPU)."""
+    """Scenario, work and plan: pure, and run off the event loop above ``INLINE_TEXT``
+    (reading a hundred sources of a megabyte each takes seconds of CPU)."""
     scenario, headers = choose_scenario(call, texts, tenant_default)
     plan, items = plan_job(
         job_id=new_id(),
@@ -91,9 +95,12 @@ async def _create(
     store = call.services.store
     clock_id, now = await creation_clock(call)
     tenant = await store.get_tenant(call.principal.tenant_id)
-    plan, items, headers = await asyncio.to_thread(
-        _plan, call, make_work, texts, tenant.default_scenario, now
-    )
+    if sum(map(len, texts)) <= INLINE_TEXT:
+        plan, items, headers = _plan(call, make_work, texts, tenant.default_scenario, now)
+    else:
+        plan, items, headers = await asyncio.to_thread(
+            _plan, call, make_work, texts, tenant.default_scenario, now
+        )
     job = NewJob(
         api=call.principal.api, kind=kind, plan=plan, items=items, attrs=attrs, clock_id=clock_id
     )
