@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import postgres
 from tests.conformance.live import Servers, Tenant, provision
 
 #: One line per Schemathesis run (contract, backend, seed, cases, failures, time); printed
@@ -21,8 +22,19 @@ def schemathesis_runs() -> list[str]:
     return SCHEMATHESIS_RUNS
 
 
+#: The stores live servers share, for ``parametrize("db_url", ON_EVERY_STORE, indirect=True)``.
+ON_EVERY_STORE = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's own store: a SQLite file, or (``indirect`` param ``"postgresql"``) a
+    schema of its own in the test database (skipped, or failed in CI, without a server)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return postgres.schema_url(str(tmp_path))
     return f"sqlite:///{tmp_path}/live.db"
 
 

@@ -12,9 +12,10 @@ import httpx
 import pytest
 
 from pollable.store.base import Store
+from tests.conformance.conftest import ON_EVERY_STORE
 from tests.conformance.live import Servers, Tenant, on_store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ON_EVERY_STORE, indirect=True)]
 
 SPACE_ID = "3f8e2a1c-5b7d-4e9a-8c6f-2d1b0a9e7c54"
 
