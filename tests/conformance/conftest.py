@@ -16,6 +16,26 @@ from tests.conformance.live import Servers, Tenant, provision
 SCHEMATHESIS_RUNS: list[str] = []
 
 
+#: One line per proof (test, store, what it counted); printed after the session.
+PROOF_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> list[str]:
+    """Where a proof appends what it measured (prefixed with its test's id)."""
+    return _Figures(request.node.name)
+
+
+class _Figures(list[str]):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def append(self, line: str) -> None:
+        PROOF_FIGURES.append(f"{self.name}: {line}")
+        super().append(line)
+
+
 @pytest.fixture
 def schemathesis_runs() -> list[str]:
     """The summary lines; a fixture, so tests append to the list this conftest prints."""
@@ -54,6 +74,10 @@ def tenants(db_url: str) -> dict[str, Tenant]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if PROOF_FIGURES:
+        terminalreporter.section("Proofs (what each counted)")
+        for line in PROOF_FIGURES:
+            terminalreporter.write_line(line)
     if not SCHEMATHESIS_RUNS:
         return
     terminalreporter.section("Schemathesis runs (st run, schemathesis.toml)")
