@@ -13,6 +13,8 @@ import httpx
 from tests.conformance.in_contract import Tally
 from tests.conformance.live import Tenant
 
+STEPS = ("create", "poll", "crosmos", "list", "clocks", "health")
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -24,7 +26,7 @@ class Answer:
 @dataclass
 class Load:
     """Threads cycling through a Captain create, a poll of a known job, a Crosmos poll, a
-    listing and the health check, until ``stop``."""
+    listing, a control-plane read and the health check, until ``stop``."""
 
     base: str
     who: Tenant
@@ -53,7 +55,7 @@ class Load:
 
     def _run(self, worker: int) -> None:
         captain, crosmos = self.who.captain, self.who.crosmos
-        steps = itertools.cycle(("create", "poll", "crosmos", "list", "health"))
+        steps = itertools.cycle(STEPS)
         counter = itertools.count()
         with httpx.Client(base_url=self.base, timeout=30.0) as http:
             for step in itertools.islice(steps, worker, None):
@@ -71,6 +73,8 @@ class Load:
                         response = http.get(f"/api/v1/jobs/{self.crosmos_job_id}", headers=crosmos)
                     elif step == "list":
                         response = http.get("/v2/jobs", params={"limit": 5}, headers=captain)
+                    elif step == "clocks":
+                        response = http.get("/sandbox/v1/clocks", headers=captain)
                     else:
                         response = http.get("/health")
                 except httpx.TransportError as exc:
@@ -109,7 +113,7 @@ class Load:
                 for a in self.answers:
                     if a.at > after and a.status is not None and a.status < 300:
                         firsts.setdefault(a.operation, a.at)
-            if len(firsts) == 5:
+            if len(firsts) == len(STEPS):
                 return max(firsts.values())
             if time.monotonic() > deadline:
                 raise AssertionError(f"not recovered after {timeout}s: only {sorted(firsts)}")
