@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import resource
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -171,3 +172,13 @@ def test_sqlite_disk_full_mid_load(servers: Servers, tmp_path: Path, figures: li
         resource.prlimit(pid, resource.RLIMIT_FSIZE, unlimited)
 
     through_outage(server, acme, fill, free, figures, reads_fail=False)
+
+
+def test_a_fatal_signal_is_not_silent(servers: Servers, tmp_path: Path) -> None:
+    """Whatever still kills the process (a fault in a driver, a mapped file gone bad) says
+    so, with the Python stack it hit, in the server's output."""
+    server = servers.start(f"sqlite:///{tmp_path}/live.db")
+    assert server.process is not None
+    os.kill(server.process.pid, signal.SIGBUS)
+    assert server.process.wait(30) == -signal.SIGBUS
+    assert "Fatal Python error: Bus error" in server.output()
