@@ -226,9 +226,10 @@ class SQLiteStore(Store):
         SQLite maps it and writes the WAL index through the mapping, on reads as well as
         writes; once the file is made immutable (``chattr +i``) such a write faults and the
         kernel kills the process with SIGBUS: no exception, no log, a server down. The flags
-        are read (one ``ioctl``) before every store call and every transaction, so SQLite is
-        not reached while they are set. Only a change between the check and SQLite's next
-        write to the mapping (microseconds) can still fault.
+        are read (one ``ioctl``) before every store call, every transaction and every
+        ``COMMIT``, so SQLite is not reached while they are set. A change that lands during
+        a ``COMMIT`` already under way (its fsync, a few milliseconds) can still fault:
+        ``serve`` then says so (``faulthandler``) rather than dying silently.
         """
         if self._shm is None:
             return
@@ -450,6 +451,7 @@ class SQLiteStore(Store):
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = work(conn)
+            self._check_files()  # again: COMMIT writes the WAL index (see _check_files)
             conn.execute("COMMIT")
         except BaseException:
             self._rollback(conn)
@@ -1178,6 +1180,7 @@ class SQLiteStore(Store):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
+                self._check_files()
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback(conn)

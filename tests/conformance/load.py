@@ -39,17 +39,34 @@ class Load:
     #: The job ids of acknowledged (202) creations.
     acked: list[str] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
+    #: Set while the threads may send; cleared by ``pause``.
+    _running: threading.Event = field(default_factory=threading.Event)
+    _in_flight: int = 0
     _workers: list[threading.Thread] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start(self) -> Load:
+        self._running.set()
         self._workers = [threading.Thread(target=self._run, args=(n,)) for n in range(self.threads)]
         for worker in self._workers:
             worker.start()
         return self
 
+    def pause(self) -> None:
+        """Stop sending, and return once no request is in flight."""
+        self._running.clear()
+        while True:
+            with self._lock:
+                if self._in_flight == 0:
+                    return
+            time.sleep(0.01)
+
+    def resume(self) -> None:
+        self._running.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._running.set()
         for worker in self._workers:
             worker.join(60)
 
@@ -59,8 +76,13 @@ class Load:
         counter = itertools.count()
         with httpx.Client(base_url=self.base, timeout=30.0) as http:
             for step in itertools.islice(steps, worker, None):
+                self._running.wait()
                 if self._stop.is_set():
                     return
+                with self._lock:
+                    if not self._running.is_set():
+                        continue
+                    self._in_flight += 1
                 n = f"{worker}-{next(counter)}"
                 try:
                     if step == "create":
@@ -81,6 +103,9 @@ class Load:
                     self.tally.lost(exc)
                     self._answer(step, None)
                     continue
+                finally:
+                    with self._lock:
+                        self._in_flight -= 1
                 self.tally.check(response)
                 self._answer(step, response.status_code)
                 if step == "create" and response.status_code == 202:
