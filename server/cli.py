@@ -7,6 +7,7 @@ This is the one place that reads ``os.environ``: every command builds its Settin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import faulthandler
 import json
 import os
@@ -446,7 +447,9 @@ def serve(
     # A fatal signal (SIGSEGV, SIGBUS: a driver or a mapped file failing under the process)
     # kills it before any Python handler runs; this prints where it was, so it is not
     # silent. Worker processes get it through the environment (PYTHONFAULTHANDLER).
-    faulthandler.enable()
+    # (Not when stderr is no file: an in-process runner, as the CLI tests use.)
+    with contextlib.suppress(RuntimeError, ValueError, OSError):
+        faulthandler.enable()
     if settings.workers == 1:
         from .app import create_app
 
