@@ -7,6 +7,8 @@ This is the one place that reads ``os.environ``: every command builds its Settin
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import faulthandler
 import json
 import os
 import sqlite3
@@ -442,6 +444,12 @@ def serve(
     # the GIL at every handoff. A shorter switch interval bounds that wait: polls of other
     # tenants stay prompt while a big job is planned.
     sys.setswitchinterval(SWITCH_INTERVAL)
+    # A fatal signal (SIGSEGV, SIGBUS: a driver or a mapped file failing under the process)
+    # kills it before any Python handler runs; this prints where it was, so it is not
+    # silent. Worker processes get it through the environment (PYTHONFAULTHANDLER).
+    # (Not when stderr is no file: an in-process runner, as the CLI tests use.)
+    with contextlib.suppress(RuntimeError, ValueError, OSError):
+        faulthandler.enable()
     if settings.workers == 1:
         from .app import create_app
 
@@ -462,7 +470,7 @@ def serve(
                 raise
             raise click.ClickException(guard.error) from None
     else:
-        os.environ.update(settings.to_environ())
+        os.environ.update(settings.to_environ(), PYTHONFAULTHANDLER="1")
         uvicorn.run(
             "pollable.server.cli:worker_app", factory=True, workers=settings.workers, **common
         )

@@ -56,8 +56,10 @@ class ClientDisconnected(Exception):
 
 
 def required_statuses(api: ApiDescriptor, operation: Operation) -> set[int]:
-    """Statuses the server can answer for this operation, which its contract must declare."""
-    statuses = {500}
+    """Statuses the server can answer for this operation, which its contract must declare:
+    500, and 503 for a store that cannot be reached or written (every operation reads it,
+    authentication included), besides what the operation itself calls for."""
+    statuses = {500, 503}
     if operation.secured:
         statuses.add(401)
     header = api.organization_header

@@ -12,8 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import functools
+import inspect
 import logging
+import os
 import sqlite3
+import struct
 import threading
 import time
 import uuid
@@ -28,7 +32,7 @@ import sqlite_utils
 
 from pollable.lifecycle.codec import event_from_data, event_to_data, plan_from_data, plan_to_data
 from pollable.lifecycle.engine import applies, completes_at, item_window
-from pollable.lifecycle.errors import Conflict, NotFound
+from pollable.lifecycle.errors import Conflict, NotFound, Unavailable
 from pollable.lifecycle.model import (
     NO_EXTRA,
     Event,
@@ -103,6 +107,15 @@ def _count_stored(db: sqlite_utils.Database) -> None:
 
 
 MIGRATIONS: dict[int, Callable[[sqlite_utils.Database], None]] = {1: _count_stored}
+
+#: SQLite's primary result codes that say the file cannot be used right now, not that the
+#: SQL is wrong: BUSY, LOCKED, NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL. A store
+#: failing so answers ``Unavailable`` (503), and serves again once the cause is gone.
+_UNAVAILABLE_CODES = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+#: Linux's ``FS_IOC_GETFLAGS``, and the inode flags (immutable, append-only) under which a
+#: write to a shared mapping of the file faults with SIGBUS (see ``_check_files``).
+_FS_IOC_GETFLAGS = 0x80086601
+_UNWRITABLE_FLAGS = 0x10 | 0x20
 _CHUNK = 500
 
 _JOB_COLUMNS = (
@@ -192,6 +205,8 @@ class SQLiteStore(Store):
         self._creates: list[_PendingCreate] = []
         self._creates_lock = threading.Lock()
         self._creates_scheduled = False
+        #: The ``-shm`` file SQLite maps, opened read-only to read its inode flags.
+        self._shm: int | None = None
 
     # -- connection and schema ----------------------------------------------------------
 
@@ -237,8 +252,53 @@ class SQLiteStore(Store):
         self._log.execute("PRAGMA synchronous = NORMAL")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-writer")
         self._log_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-log")
+        self._shm = self._open_shm()
+
+    def _open_shm(self) -> int | None:
+        """A descriptor of the ``-shm`` file the connections map (the same inode while they
+        are open), if its flags can be read here (Linux, a filesystem that keeps them)."""
+        try:
+            fd = os.open(self.path + "-shm", os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            self._flags(fd)
+        except OSError:
+            os.close(fd)
+            return None
+        return fd
+
+    @staticmethod
+    def _flags(fd: int) -> int:
+        import fcntl
+
+        flags: int = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, bytes(8))[:4])[0]
+        return flags
+
+    def _check_files(self) -> None:
+        """Refuse (``Unavailable``) while the ``-shm`` file is immutable or append-only.
+
+        SQLite maps it and writes the WAL index through the mapping, on reads as well as
+        writes; once the file is made immutable (``chattr +i``) such a write faults and the
+        kernel kills the process with SIGBUS: no exception, no log, a server down. The flags
+        are read (one ``ioctl``) before every store call, every transaction and every
+        ``COMMIT``, so SQLite is not reached while they are set. A change that lands during
+        a ``COMMIT`` already under way (its fsync, a few milliseconds) can still fault:
+        ``serve`` then says so (``faulthandler``) rather than dying silently.
+        """
+        if self._shm is None:
+            return
+        try:
+            flags = self._flags(self._shm)
+        except OSError:
+            return
+        if flags & _UNWRITABLE_FLAGS:
+            raise Unavailable("the store's files cannot be written")
 
     async def close(self) -> None:
+        if self._shm is not None:
+            os.close(self._shm)
+            self._shm = None
         for executor in (self._executor, self._log_executor):
             if executor is not None:
                 executor.shutdown(wait=True)
@@ -442,9 +502,11 @@ class SQLiteStore(Store):
         conn = self._writer
         if conn is None:
             raise RuntimeError("the store is not open")
+        self._check_files()
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = work(conn)
+            self._check_files()  # again: COMMIT writes the WAL index (see _check_files)
             conn.execute("COMMIT")
         except BaseException:
             self._rollback(conn)
@@ -1260,11 +1322,13 @@ class SQLiteStore(Store):
         conn = self._log
 
         def transaction() -> T:
+            self._check_files()
             if not begin:
                 return work(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 result = work(conn)
+                self._check_files()
                 conn.execute("COMMIT")
             except BaseException:
                 self._rollback(conn)
@@ -1350,3 +1414,29 @@ class SQLiteStore(Store):
             return str(db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()[0])
 
         return await self._write(first_write_wins)
+
+
+def _unavailable_on_failure(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    async def guarded(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
+        self._check_files()
+        try:
+            return await method(self, *args, **kwargs)
+        except sqlite3.DatabaseError as exc:
+            if exc.sqlite_errorcode & 0xFF not in _UNAVAILABLE_CODES:
+                raise
+            log.warning("the SQLite store failed: %s", exc)
+            raise Unavailable("the store cannot read or write its file") from exc
+
+    return guarded
+
+
+# Every operation of the interface: a file that cannot be read or written (disk full, made
+# read-only or immutable, locked past the busy timeout) is ``Unavailable``, never a crash.
+for _name, _member in list(vars(SQLiteStore).items()):
+    if (
+        not _name.startswith("_")
+        and _name not in ("open", "close")
+        and inspect.iscoroutinefunction(_member)
+    ):
+        setattr(SQLiteStore, _name, _unavailable_on_failure(_member))

@@ -109,3 +109,69 @@ def fresh_url() -> Iterator[str]:
     finally:
         _made.discard(schema)
         _admin(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+class PrivateCluster:
+    """A PostgreSQL server of the caller's own, in a temporary directory on a free port, for
+    tests that stop and start it (the shared server is never touched). Made with the
+    installed ``initdb`` and ``pg_ctl``, run as ``postgres`` when the tests run as root
+    (PostgreSQL refuses root). Skips (fails in CI) when the binaries are missing."""
+
+    def __init__(self, port: int) -> None:
+        import glob
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+        if not found:
+            why = "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/pg_ctl)"
+            if REQUIRED:
+                pytest.fail(f"POLLABLE_REQUIRE_POSTGRES is set but {why}", pytrace=False)
+            pytest.skip(why)
+        self.bin = os.path.dirname(found[-1])
+        self.port = port
+        self.root = tempfile.mkdtemp(prefix="pollable-pg-")
+        self.data = os.path.join(self.root, "data")
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            import shutil
+
+            shutil.chown(self.root, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", self.data, "-A", "trust", "-U", "postgres", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        import subprocess
+
+        subprocess.run(
+            [*self.as_user, os.path.join(self.bin, tool), *args],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c max_connections=50"
+        )
+        log = os.path.join(self.root, "server.log")
+        self._run("pg_ctl", "-D", self.data, "-o", options, "-l", log, "-w", "-t", "60", "start")
+
+    def stop(self) -> None:
+        """A fast shutdown: sessions are ended at once, as in a restart."""
+        self._run("pg_ctl", "-D", self.data, "-m", "fast", "-w", "-t", "60", "stop")
+
+    def destroy(self) -> None:
+        import shutil
+        import subprocess
+
+        subprocess.run(
+            [*self.as_user, os.path.join(self.bin, "pg_ctl"), "-D", self.data, "-m",
+             "immediate", "-w", "stop"],
+            capture_output=True, timeout=60, check=False,
+        )  # fmt: skip
+        shutil.rmtree(self.root, ignore_errors=True)

@@ -180,6 +180,10 @@ async def cancel_job(call: Call) -> Reply:
         record, changed = await call.services.store.append_event(
             call.principal.tenant_id, job_id, event, refund=record.attrs.get("credits", 0.0)
         )
+        if not changed:
+            # A concurrent cancel (any process) won, at an instant after ``now`` perhaps:
+            # the job is shown as it is now, cancelled, not as it was before that.
+            now = max(now, await job_now(call, record))
         state = state_at(record.plan, record.events, now)
     body = present.cancelled(record, state, changed=changed)
     return Reply(200, body, clock_time=clock_time(record, now))

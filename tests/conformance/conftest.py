@@ -8,11 +8,32 @@ from pathlib import Path
 
 import pytest
 
+from tests import postgres
 from tests.conformance.live import Servers, Tenant, provision
 
 #: One line per Schemathesis run (contract, backend, seed, cases, failures, time); printed
 #: after the session.
 SCHEMATHESIS_RUNS: list[str] = []
+
+
+#: One line per proof (test, store, what it counted); printed after the session.
+PROOF_FIGURES: list[str] = []
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> list[str]:
+    """Where a proof appends what it measured (prefixed with its test's id)."""
+    return _Figures(request.node.name)
+
+
+class _Figures(list[str]):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def append(self, line: str) -> None:
+        PROOF_FIGURES.append(f"{self.name}: {line}")
+        super().append(line)
 
 
 @pytest.fixture
@@ -21,8 +42,19 @@ def schemathesis_runs() -> list[str]:
     return SCHEMATHESIS_RUNS
 
 
+#: The stores live servers share, for ``parametrize("db_url", ON_EVERY_STORE, indirect=True)``.
+ON_EVERY_STORE = [
+    pytest.param("sqlite", id="sqlite"),
+    pytest.param("postgresql", id="postgresql", marks=pytest.mark.postgres),
+]
+
+
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test's own store: a SQLite file, or (``indirect`` param ``"postgresql"``) a
+    schema of its own in the test database (skipped, or failed in CI, without a server)."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        return postgres.schema_url(str(tmp_path))
     return f"sqlite:///{tmp_path}/live.db"
 
 
@@ -42,6 +74,10 @@ def tenants(db_url: str) -> dict[str, Tenant]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if PROOF_FIGURES:
+        terminalreporter.section("Proofs (what each counted)")
+        for line in PROOF_FIGURES:
+            terminalreporter.write_line(line)
     if not SCHEMATHESIS_RUNS:
         return
     terminalreporter.section("Schemathesis runs (st run, schemathesis.toml)")

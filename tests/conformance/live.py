@@ -181,8 +181,18 @@ class Servers:
         time_scale: float = 0.01,
     ) -> list[LiveServer]:
         """``count`` servers on one store, started side by side."""
+        return self.start_each(store, *[options] * count, env=env, time_scale=time_scale)
+
+    def start_each(
+        self,
+        store: str,
+        *option_sets: tuple[str, ...],
+        env: dict[str, str] | None = None,
+        time_scale: float = 0.01,
+    ) -> list[LiveServer]:
+        """One server per set of options, on one store, started side by side."""
         started = []
-        for _ in range(count):
+        for options in option_sets:
             log = self.directory / f"server-{len(self.started)}.log"
             server = LiveServer(
                 store, log, ("--time-scale", str(time_scale), *options), dict(env or {})

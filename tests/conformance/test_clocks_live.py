@@ -9,9 +9,10 @@ from datetime import datetime
 import httpx
 import pytest
 
+from tests.conformance.conftest import ON_EVERY_STORE
 from tests.conformance.live import Servers, Tenant
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ON_EVERY_STORE, indirect=True)]
 
 T0 = "2030-01-01T00:00:00Z"
 BUCKET = {

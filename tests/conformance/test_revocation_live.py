@@ -6,9 +6,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from tests.conformance.conftest import ON_EVERY_STORE
 from tests.conformance.live import Servers, Tenant
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("db_url", ON_EVERY_STORE, indirect=True)]
 
 JOB = "/api/v1/jobs/3c90c3cc-0d44-4b50-8888-8dd25736052a"
 

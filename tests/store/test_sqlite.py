@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pollable.lifecycle.errors import NotFound
+from pollable.lifecycle.errors import NotFound, Unavailable
 from pollable.lifecycle.model import Event, EventKind, Outcome, Stage, Status, Tally
 from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
@@ -497,7 +497,7 @@ def test_sqlite_a_job_with_100000_items(tmp_path):
     asyncio.run(run())
 
 
-def test_sqlite_full_raises_the_real_error_and_the_store_recovers(tmp_path):
+def test_sqlite_full_is_unavailable_with_the_real_error_and_the_store_recovers(tmp_path):
     # SQLITE_FULL makes SQLite roll the transaction back by itself, so the store's own
     # ROLLBACK then fails ("no transaction is active"); that must not replace the real error.
     work = [Work(f"s3://bucket/{'x' * 200}-{i:05d}.pdf", 1) for i in range(2_000)]
@@ -514,8 +514,11 @@ def test_sqlite_full_raises_the_real_error_and_the_store_recovers(tmp_path):
             pages = writer.execute("PRAGMA page_count").fetchone()[0]
             writer.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is "full"
             job = NewJob("captain", "index", plan, items, credits=1.0)
-            with pytest.raises(sqlite3.OperationalError, match="database or disk is full"):
+            # A full disk is the store being unavailable (503), its cause kept for the log.
+            with pytest.raises(Unavailable) as failed:
                 await store.create_job(tenant.id, job)
+            assert isinstance(failed.value.__cause__, sqlite3.OperationalError)
+            assert "database or disk is full" in str(failed.value.__cause__)
             # Nothing of the failed write is kept, and reads go on.
             assert (await store.get_tenant(tenant.id)).credits == 5.0
             with pytest.raises(NotFound):
@@ -854,3 +857,48 @@ def test_sqlite_log_appends_wait_for_the_write_lock_off_the_event_loop(tmp_path)
             await store.close()
 
     asyncio.run(main())
+
+
+def test_sqlite_wrong_sql_is_not_mistaken_for_an_unavailable_store(tmp_path):
+    async def run() -> None:
+        store = await opened(tmp_path / "s.db")
+        try:
+            assert store._writer is not None
+            store._writer.execute("DROP TABLE faults")
+            tenant = await store.create_tenant("acme", organization_id="org", credits=5.0)
+            with pytest.raises(sqlite3.OperationalError, match="no such table"):
+                await store.list_faults(tenant.id)
+        finally:
+            await store.close()
+
+    asyncio.run(run())
+
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="chattr +i needs CAP_LINUX_IMMUTABLE (run the tests as root)"
+)
+
+
+@needs_root
+def test_sqlite_an_immutable_shm_file_is_unavailable_not_sigbus(tmp_path):
+    """SQLite writes the WAL index through a mapping of ``-shm``; once the file is
+    immutable such a write kills the process with SIGBUS. The store refuses instead."""
+
+    async def run() -> None:
+        store = await opened(tmp_path / "s.db")
+        shm = f"{tmp_path}/s.db-shm"
+        try:
+            tenant = await store.create_tenant("acme", organization_id="org", credits=5.0)
+            subprocess.run(["chattr", "+i", shm], check=True)
+            try:
+                with pytest.raises(Unavailable, match="cannot be written"):
+                    await store.get_tenant(tenant.id)
+                with pytest.raises(Unavailable, match="cannot be written"):
+                    await store.set_default_scenario(tenant.id, "slow")
+            finally:
+                subprocess.run(["chattr", "-i", shm], check=True)
+            assert (await store.set_default_scenario(tenant.id, "slow")).default_scenario == "slow"
+        finally:
+            await store.close()
+
+    asyncio.run(run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -246,6 +247,33 @@ def test_cancel_is_idempotent_and_refunds(api: Api, acme: Tenant) -> None:
     store = api.services.store
     tenant = api.run(store.find_tenant, "acme")
     assert tenant.credits == api.settings.tenant_credits
+
+
+def test_a_cancel_that_loses_a_race_shows_the_job_cancelled(
+    api: Api, acme: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's cancel, read at a later instant, commits between this cancel's
+    read and its append: the loser answers the job as it now is (cancelled, at the
+    winner's instant), not as it was at its own read ("already pending")."""
+    job_id = index(api, acme, max_files=30, scenario="slow")["job_id"]
+    api.clock.advance(60)
+    store = api.services.store
+    append = store.append_event
+
+    async def rival_first(tenant_id: str, job: str, event: Any, *, refund: float = 0.0) -> Any:
+        api.clock.advance(5)
+        await append(tenant_id, job, dataclasses.replace(event, at=api.clock()), refund=refund)
+        return await append(tenant_id, job, event, refund=refund)
+
+    monkeypatch.setattr(store, "append_event", rival_first)
+    lost = api.client.post(f"/v2/jobs/{job_id}/cancel", headers=acme.captain)
+    monkeypatch.undo()
+    assert lost.status_code == 200, lost.text
+    assert (lost.json()["status"], lost.json()["message"]) == (
+        "cancelled", "Job was already cancelled",
+    )  # fmt: skip
+    assert lost.json()["cancelled_at"] == job(api, acme, job_id)["cancelled_at"] is not None
+    assert len(api.run(store.get_job, acme.tenant.id, job_id).events) == 1
 
 
 def test_cancelling_a_finished_job_changes_nothing(api: Api, acme: Tenant) -> None:
