@@ -1423,7 +1423,9 @@ def _unavailable_on_failure(method: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return await method(self, *args, **kwargs)
         except sqlite3.DatabaseError as exc:
-            if exc.sqlite_errorcode & 0xFF not in _UNAVAILABLE_CODES:
+            # Raised by SQLite itself, an error has its code; one raised by Python has none.
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF not in _UNAVAILABLE_CODES:
                 raise
             log.warning("the SQLite store failed: %s", exc)
             raise Unavailable("the store cannot read or write its file") from exc
