@@ -1,6 +1,6 @@
 """The sandbox control plane: tenants and keys, reset and health (and, beside them, test
-clocks, the request log, fault rules and a listing of every API's jobs). pollable's own contract, ``openapi/sandbox.json``; errors
-are RFC 9457 problem details."""
+clocks, the request log, fault rules, and every API's jobs with their timelines). pollable's
+own contract, ``openapi/sandbox.json``; errors are RFC 9457 problem details."""
 
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ def test_a_job_with_its_timeline_moves_with_its_clock(api: Api, acme: Tenant) ->
     line = body["timeline"]
     assert [p["name"] for p in line["phases"]] == ["queue", "scanning", "processing", "finalizing"]
     assert line["final_status"] == "completed" and line["cancelled_at"] is None
-    assert [s["stage"] for s in line["stages"]][0] == "scanning"
+    assert line["stages"][0]["stage"] == "scanning"
     assert line["settling"][-1]["settled"] == 6
     middle = line["phases"][2]
     moved = api.client.post(
