@@ -40,7 +40,8 @@ HEADERS = {
         "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # "no-referrer" would make a browser send "Origin: null" with the forms it posts.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
@@ -125,16 +126,20 @@ class Visit:
     def csrf(self) -> str:
         return sessions.token_for(self.key, self.session.nonce)
 
-    def scoped(self, **params: Any) -> dict[str, Any]:
-        """Parameters of a call about the shown tenant (the admin names it)."""
+    def scoped(self, params: Mapping[str, Any], *, named: bool = True) -> dict[str, Any]:
+        """Parameters of a call about the shown tenant (the admin names it, ``named``)."""
         given = {k: v for k, v in params.items() if v not in (None, "")}
-        if self.principal.admin and self.tenant_id:
+        if named and self.principal.admin and self.tenant_id:
             given["tenant_id"] = self.tenant_id
         return given
 
-    async def call(self, operation_id: str, body: Any = None, **params: Any) -> Any:
+    async def call(
+        self, operation_id: str, body: Any = None, *, named: bool = True, **params: Any
+    ) -> Any:
+        """The body of a control-plane operation's answer; ``Refused`` for an error. With
+        ``named``, the admin's call names the shown tenant (``tenant_id``)."""
         reply = await self.gateway.call(
-            self.services, self.principal, operation_id, self.scoped(**params), body
+            self.services, self.principal, operation_id, self.scoped(params, named=named), body
         )
         if reply.status >= 400:
             raise Refused(reply)

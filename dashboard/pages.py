@@ -55,16 +55,14 @@ def routes(board: Dashboard, get: Callable[..., Any], post: Callable[..., Any]) 
     async def tenants(visit: Visit) -> Response:
         if not visit.principal.admin:
             return board.redirect(visit.url("/jobs"))
-        page = await visit.call("list_tenants", limit=100, **_query(visit, "cursor"))
+        page = await visit.call("list_tenants", named=False, limit=100, **_query(visit, "cursor"))
         return board.page("tenants.html", visit, tenants=page)
 
     async def jobs(visit: Visit) -> Response:
         if (away := await needs_tenant(visit)) is not None:
             return away
         filters = _query(visit, "api", "status", "clock_id", "collection")
-        page = await visit.call(
-            "list_sandbox_jobs", limit=50, **filters, **_query(visit, "cursor")
-        )
+        page = await visit.call("list_sandbox_jobs", limit=50, **filters, **_query(visit, "cursor"))
         clocks = await visit.call("list_clocks", limit=200)
         return board.page(
             "jobs.html", visit, jobs=page, filters=filters, clocks=clocks["data"],
@@ -96,9 +94,7 @@ def routes(board: Dashboard, get: Callable[..., Any], post: Callable[..., Any]) 
         asked = dict(filters)
         if "status" in asked and not asked["status"].isdigit():
             del asked["status"]
-        page = await visit.call(
-            "list_requests", limit=LOG_PAGE, **asked, **_query(visit, "cursor")
-        )
+        page = await visit.call("list_requests", limit=LOG_PAGE, **asked, **_query(visit, "cursor"))
         follow = visit.request.query_params.get("follow") == "1"
         return board.page(
             "requests.html", visit, entries=page, filters=filters, follow=follow,
@@ -207,7 +203,7 @@ def routes(board: Dashboard, get: Callable[..., Any], post: Callable[..., Any]) 
 
     async def reset(visit: Visit) -> Response:
         body = {"tenant_id": visit.tenant_id} if visit.principal.admin else {}
-        await visit.call("reset", body)
+        await visit.call("reset", body, named=False)
         return board.redirect(visit.url("/reset", done="1"))
 
     return [
