@@ -133,14 +133,17 @@ class Visit:
             given["tenant_id"] = self.tenant_id
         return given
 
-    async def call(
-        self, operation_id: str, body: Any = None, *, named: bool = True, **params: Any
-    ) -> Any:
-        """The body of a control-plane operation's answer; ``Refused`` for an error. With
-        ``named``, the admin's call names the shown tenant (``tenant_id``)."""
-        reply = await self.gateway.call(
-            self.services, self.principal, operation_id, self.scoped(params, named=named), body
-        )
+    async def call(self, operation_id: str, body: Any = None, **params: Any) -> Any:
+        """The body of a control-plane operation's answer, about the shown tenant (the
+        admin's call names it: ``tenant_id``); ``Refused`` for an error."""
+        return await self._call(operation_id, body, self.scoped(params))
+
+    async def call_unscoped(self, operation_id: str, body: Any = None, **params: Any) -> Any:
+        """``call`` for an operation that names no tenant in its parameters."""
+        return await self._call(operation_id, body, self.scoped(params, named=False))
+
+    async def _call(self, operation_id: str, body: Any, params: dict[str, Any]) -> Any:
+        reply = await self.gateway.call(self.services, self.principal, operation_id, params, body)
         if reply.status >= 400:
             raise Refused(reply)
         return reply.body

@@ -55,7 +55,7 @@ def routes(board: Dashboard, get: Callable[..., Any], post: Callable[..., Any]) 
     async def tenants(visit: Visit) -> Response:
         if not visit.principal.admin:
             return board.redirect(visit.url("/jobs"))
-        page = await visit.call("list_tenants", named=False, limit=100, **_query(visit, "cursor"))
+        page = await visit.call_unscoped("list_tenants", limit=100, **_query(visit, "cursor"))
         return board.page("tenants.html", visit, tenants=page)
 
     async def jobs(visit: Visit) -> Response:
@@ -203,7 +203,7 @@ def routes(board: Dashboard, get: Callable[..., Any], post: Callable[..., Any]) 
 
     async def reset(visit: Visit) -> Response:
         body = {"tenant_id": visit.tenant_id} if visit.principal.admin else {}
-        await visit.call("reset", body, named=False)
+        await visit.call_unscoped("reset", body)
         return board.redirect(visit.url("/reset", done="1"))
 
     return [
