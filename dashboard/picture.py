@@ -13,9 +13,9 @@ from typing import Any
 
 WIDTH, LEFT, RIGHT = 880.0, 96.0, 16.0
 BAR_Y, BAR_H = 28.0, 26.0
-STAGE_Y = 66.0
-CURVE_TOP, CURVE_BOTTOM = 110.0, 210.0
-HEIGHT = 250.0
+STAGE_Y, STAGE_ROWS, STAGE_ROW_H = 62.0, 6, 13.0
+CURVE_TOP, CURVE_BOTTOM = 150.0, 250.0
+HEIGHT = 290.0
 PHASE_LABELS = {
     "queue": "queue",
     "scanning": "scanning",
@@ -35,6 +35,10 @@ class Mark:
     x: float
     label: str
     kind: str
+    #: Which row of labels it is drawn on (stages: as many as keep labels apart).
+    row: int = 0
+    #: Where its label sits: after the mark, or before it near the right edge.
+    anchor: str = "start"
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Picture:
     bar_y: float = BAR_Y
     bar_h: float = BAR_H
     stage_y: float = STAGE_Y
+    stage_row_h: float = STAGE_ROW_H
     curve_top: float = CURVE_TOP
     curve_bottom: float = CURVE_BOTTOM
 
@@ -100,9 +105,9 @@ def picture(job: dict[str, Any]) -> Picture:
         shown.bars.append(
             Bar(x(begin), max(right - x(begin), 1.0), phase["name"], label, end is None)
         )
-    shown.stages = [
-        Mark(x(seconds(s["reached_at"]) or start), s["stage"], "stage") for s in line["stages"]
-    ]
+    shown.stages = _spread(
+        [Mark(x(seconds(s["reached_at"]) or start), s["stage"], "stage") for s in line["stages"]]
+    )
     if line["failed_at"] is not None:
         where = line["failed_stage"] or "a stage"
         at = x(seconds(line["failed_at"]) or start)
@@ -124,6 +129,26 @@ def picture(job: dict[str, Any]) -> Picture:
     shown.end_label = line["ends_at"] or "never ends"
     shown.description = _describe(job)
     return shown
+
+
+def _spread(marks: list[Mark]) -> list[Mark]:
+    """Stage labels on as many rows as keep them apart: the item stages are first reached
+    within one item's time, often pixels apart."""
+    ends: list[float] = []
+    for mark in marks:
+        width = 7.0 * len(mark.label) + 6
+        if mark.x + width > WIDTH - RIGHT:
+            mark.anchor = "end"
+        row = next((i for i, end in enumerate(ends) if end <= mark.x), None)
+        if row is None:
+            row = (
+                len(ends) if len(ends) < STAGE_ROWS else min(range(len(ends)), key=ends.__getitem__)
+            )
+            if row == len(ends):
+                ends.append(0.0)
+        ends[row] = mark.x + width
+        mark.row = row
+    return marks
 
 
 def _describe(job: dict[str, Any]) -> str:

@@ -73,6 +73,8 @@ def test_sign_in_follow_a_job_as_its_clock_moves(page: Any, pollable: Sandbox) -
     expect(page.locator("#timeline .now")).not_to_have_attribute("x1", before or "")
     expect(page.locator("#job-settled")).not_to_have_text(re.compile(r"^0 of"))
     shot(page, "job-running")
+    # The first screen of it, as the README shows it (docs/dashboard-job.png).
+    page.screenshot(path=str(screenshot_path("job-running-top")))
     page.get_by_role("link", name="Next files").click()
     expect(page.locator("table").first.locator("tbody tr")).to_have_count(50)
     page.goto(f"{pollable.base_url}/dashboard/jobs/{captain}")
@@ -80,7 +82,7 @@ def test_sign_in_follow_a_job_as_its_clock_moves(page: Any, pollable: Sandbox) -
     page.get_by_role("button", name="Advance until").click()
     expect(page.locator("#job-status")).to_have_text("completed")
     expect(page.locator("#job-settled")).to_have_text("120 of 120")
-    page.screenshot(path=str(screenshot_path("job")), full_page=True)
+    shot(page, "job")
     # What touched it, from the SDK: its create, with the SDK named.
     expect(page.get_by_text("/v2/collections/docs/index/s3").first).to_be_visible()
     # The credential never reaches the page, and the cookie is out of a script's reach.
