@@ -32,7 +32,8 @@ PATH = "/dashboard"
 EXPIRED = "This form has expired or came from another site: reload the page and try again."
 #: A form is a few fields: more than this is refused unread.
 MAX_FORM_BYTES = 16 * 1024
-FILES_PAGE = 50
+ITEMS_PAGE = 50
+PRESENTED_FILES = 10
 LOG_PAGE = 50
 HEADERS = {
     "Content-Security-Policy": (

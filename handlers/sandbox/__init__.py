@@ -51,6 +51,7 @@ DESCRIPTOR = ApiDescriptor(
         "delete_fault": faults.delete_fault,
         "list_sandbox_jobs": jobs.list_sandbox_jobs,
         "get_sandbox_job": jobs.get_sandbox_job,
+        "list_sandbox_job_items": jobs.list_sandbox_job_items,
     },
     error_shape="problem",
     path_prefix="/sandbox/",

@@ -12,7 +12,9 @@ import base64
 import binascii
 from typing import Any
 
-from pollable.lifecycle.engine import state_at
+import orjson
+
+from pollable.lifecycle.engine import item_state, state_at
 from pollable.lifecycle.errors import InvalidInput, NotFound
 from pollable.lifecycle.model import Status
 from pollable.lifecycle.timeline import Timeline, timeline
@@ -109,13 +111,66 @@ async def list_sandbox_jobs(call: Call) -> Reply:
     })  # fmt: skip
 
 
-async def get_sandbox_job(call: Call) -> Reply:
+async def _job(call: Call) -> tuple[JobRecord, float]:
+    """The job the call names, of the tenant it is about, and the job's time."""
     tenant_id = await tenant_named(call)
     try:
         record = await call.services.store.get_job(tenant_id, call.params["job_id"])
-        (now,) = await jobs_now(call, [record])
     except NotFound:
         raise NotFound(JOB_NOT_FOUND) from None
+    (now,) = await jobs_now(call, [record])
+    return record, now
+
+
+def _item_cursor(job_id: str, ordinal: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps([job_id, ordinal])).decode().rstrip("=")
+
+
+def _after(job_id: str, cursor: str | None, n_items: int) -> int:
+    """The ordinal a page of items starts after: -1, or what a cursor of this job says."""
+    if cursor is None:
+        return -1
+    try:
+        decoded = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError):
+        decoded = None
+    match decoded:
+        case [str(owner), int(ordinal)] if (
+            type(ordinal) is int
+            and owner == job_id
+            and 0 <= ordinal < n_items - 1
+            and _item_cursor(job_id, ordinal) == cursor
+        ):
+            return ordinal
+    raise InvalidInput(_CURSOR_LOC, "Not a cursor of this job's items")
+
+
+async def list_sandbox_job_items(call: Call) -> Reply:
+    record, now = await _job(call)
+    plan, limit = record.plan, call.params["limit"]
+    after = _after(record.job_id, call.params.get("cursor"), plan.n_items)
+    items = await call.services.store.items(
+        record.tenant_id, record.job_id, after=after, limit=limit
+    )
+    state = state_at(plan, record.events, now)
+    data = []
+    for item in items:
+        shown = item_state(plan, state, item)
+        data.append({
+            "ordinal": item.ordinal, "key": item.key, "status": shown.status.value,
+            "stage": None if shown.stage is None else shown.stage.value,
+            "error_code": shown.error_code, "error_message": shown.error_message,
+            "updated_at": iso(shown.updated_at),
+        })  # fmt: skip
+    last = items[-1].ordinal if items else plan.n_items
+    more = len(items) == limit and last < plan.n_items - 1
+    return Reply(
+        200, {"data": data, "next_cursor": _item_cursor(record.job_id, last) if more else None}
+    )
+
+
+async def get_sandbox_job(call: Call) -> Reply:
+    record, now = await _job(call)
     body = job_body(call, record, now)
     body["settled"] = state_at(record.plan, record.events, now).settled
     body["timeline"] = timeline_body(timeline(record.plan, record.events))

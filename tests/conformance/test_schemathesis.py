@@ -80,7 +80,7 @@ _FAULT_OPERATIONS = {
 _LOG_ENTRY = {"GET /sandbox/v1/requests/{request_id}"}
 #: A job, like a clock, belongs to the tenant the admin names; its id comes from a job
 #: API's create, which no link of this contract can follow.
-_JOB = {"GET /sandbox/v1/jobs/{job_id}"}
+_JOB = {"GET /sandbox/v1/jobs/{job_id}", "GET /sandbox/v1/jobs/{job_id}/items"}
 #: Warnings a run may end with, by kind, and only for these operations; each says why.
 #: - missing_auth: only 401/403 came back where the caller is never granted the operation.
 #: - missing_test_data: only 404s: an id only a created resource gives, and the run's

@@ -75,8 +75,9 @@ def test_sign_in_follow_a_job_as_its_clock_moves(page: Any, pollable: Sandbox) -
     shot(page, "job-running")
     # The first screen of it, as the README shows it (docs/dashboard-job.png).
     page.screenshot(path=str(screenshot_path("job-running-top")))
-    page.get_by_role("link", name="Next files").click()
-    expect(page.locator("table").first.locator("tbody tr")).to_have_count(50)
+    page.get_by_role("link", name="Next items").click()
+    expect(page.locator("#items tr")).to_have_count(50)
+    expect(page.locator("#items tr").first).to_contain_text("50")
     page.goto(f"{pollable.base_url}/dashboard/jobs/{captain}")
     page.get_by_label("Advance until the job is").fill("completed")
     page.get_by_role("button", name="Advance until").click()

@@ -65,10 +65,10 @@ def test_a_job_of_100000_files(api: Api, acme: Tenant) -> None:
     seconds, page = timed(lambda: api.client.get(f"/dashboard/jobs/{job_id}"))
     assert page.status_code == 200 and f"of {N}" in page.text
     assert page.text.count("<td><code>s3://acme-docs/") == 50  # one page of files
-    cursor = re.search(r"files_cursor=([^\"&]+)", page.text)
+    cursor = re.search(r"items_cursor=([^\"&]+)", page.text)
     assert cursor is not None
     later, second = timed(
-        lambda: api.client.get(f"/dashboard/jobs/{job_id}?files_cursor={cursor[1]}")
+        lambda: api.client.get(f"/dashboard/jobs/{job_id}?items_cursor={cursor[1]}")
     )
     assert second.status_code == 200 and second.text.count("<td><code>s3://") == 50
     listing, jobs = timed(lambda: api.client.get("/dashboard/jobs"))

@@ -129,3 +129,33 @@ def test_a_wrong_filter_is_a_validation_problem(api: Api, acme: Tenant, params: 
     response = api.client.get(JOBS, params=params, headers=acme.crosmos)
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_a_jobs_items_page_by_cursor_at_its_time(api: Api, acme: Tenant) -> None:
+    clock = new_clock(api, acme.crosmos, now=T0)
+    job_id = index(api, acme.captain, **on(clock))
+    items = f"{JOBS}/{job_id}/items"
+    first = api.client.get(items, params={"limit": 4}, headers=acme.crosmos)
+    assert first.status_code == 200, first.text
+    page = first.json()
+    assert [item["ordinal"] for item in page["data"]] == [0, 1, 2, 3]
+    assert {item["status"] for item in page["data"]} == {"queued"}
+    assert page["data"][0]["key"].startswith("s3://acme-docs/")
+    rest = api.client.get(
+        items, params={"limit": 4, "cursor": page["next_cursor"]}, headers=acme.crosmos
+    ).json()
+    assert [item["ordinal"] for item in rest["data"]] == [4, 5] and rest["next_cursor"] is None
+    api.client.post(
+        f"/sandbox/v1/clocks/{clock['id']}/advance",
+        json={"until": {"job_id": job_id, "status": "completed"}}, headers=acme.crosmos,
+    )  # fmt: skip
+    done = api.client.get(items, headers=acme.crosmos).json()["data"]
+    assert {item["status"] for item in done} <= {"completed", "skipped"}
+    # A cursor of another job, or none the server gave out, is 422; another tenant's, 404.
+    other = index(api, acme.captain)
+    wrong = api.client.get(
+        f"{JOBS}/{other}/items", params={"cursor": page["next_cursor"]}, headers=acme.crosmos
+    )
+    assert wrong.status_code == 422
+    globex = api.tenant("globex")
+    assert api.client.get(items, headers=globex.crosmos).status_code == 404
