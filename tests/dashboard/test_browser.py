@@ -260,6 +260,10 @@ def test_every_control_is_labelled_and_reachable_by_keyboard(page: Any, pollable
             assert page.get_by_label(name_of.strip(), exact=True).count() >= 1, (name, name_of)
         for form in page.locator("main form").all():
             assert form.locator("button[type=submit]").count() == 1, name
+    shot(page, "signin")
+    page.goto(f"{pollable.base_url}/")
+    expect(page.get_by_role("link", name="The dashboard")).to_be_visible()
+    shot(page, "root")
     # Tab order: the skip link first, then the navigation, each reached by the keyboard.
     page.goto(f"{pollable.base_url}/dashboard/jobs")
     page.keyboard.press("Tab")
