@@ -11,7 +11,9 @@ import pytest
 from tests.dashboard.browser import executable
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, which would break every later test that runs one of its own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     path = executable()
     from playwright.sync_api import sync_playwright
