@@ -3,6 +3,7 @@ when the log shows it and not otherwise."""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from typing import Any
 
@@ -217,9 +218,8 @@ def test_a_create_retried_without_an_idempotency_key() -> None:
 
 def test_a_cut_create_body_proves_no_retry() -> None:
     first = create(T0, 503)
-    cut = RequestEntry(
-        **{**first.__dict__, "request": LoggedMessage(first.request.headers, "{", 99, True)}
-    )
+    # Log records are slotted (no __dict__): replaced, not rebuilt from their fields.
+    cut = dataclasses.replace(first, request=LoggedMessage(first.request.headers, "{", 99, True))
     assert kinds(cut, create(T0 + 2, 202)) == []
 
 
