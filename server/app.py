@@ -28,7 +28,12 @@ from connexion.middleware.security import SecurityMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.resolver import Resolver
 from starlette.exceptions import HTTPException
+from starlette.responses import RedirectResponse
+from starlette.routing import Mount, Route, Router
+from starlette.types import ASGIApp
 
+from pollable.dashboard import PATH as DASHBOARD
+from pollable.dashboard import dashboard_app, root_page
 from pollable.handlers.descriptor import ApiDescriptor
 from pollable.handlers.registry import REGISTRY, by_name
 from pollable.lifecycle.errors import Forbidden
@@ -47,6 +52,7 @@ from .dispatch import Dispatcher, bind
 from .docs import docs_app
 from .errors import error_handler
 from .faults import FaultGate
+from .gateway import Gateway
 from .journal import Journal
 from .recording import RecordingMiddleware
 from .routing import AnchoredRoutingMiddleware
@@ -99,6 +105,22 @@ def _lifespan(
     return lifespan
 
 
+def _pages(contracts: Sequence[contract.Contract], operations: Operations) -> ASGIApp:
+    """What answers requests no operation matches: ``/`` (where things are), the dashboard
+    (over the control plane, when one is served), and the documents with Swagger UI."""
+    documents = docs_app(contracts)
+    control = next((c.api for c in contracts if c.api.control_plane), None)
+    if control is None:
+        return documents
+    links = [(f"{c.title} API: documents and Swagger UI", c.docs_url + "/") for c in contracts]
+    routes = [
+        Route("/", root_page(links), methods=["GET"]),
+        Route(DASHBOARD, lambda _: RedirectResponse(DASHBOARD + "/"), methods=["GET"]),
+        Mount(DASHBOARD, app=dashboard_app(Gateway(operations, control))),
+    ]
+    return Router(routes=routes, default=documents, redirect_slashes=False)
+
+
 def create_app(
     settings: Settings,
     *,
@@ -110,9 +132,10 @@ def create_app(
     and tells ``on_seeded``: what the CLI shows the user of a memory:// store."""
     contracts = [contract.load(api) for api in apis]
     bound = bind(contracts)
+    operations = Operations(bound, validate_responses=settings.validate_responses)
     dispatcher = Dispatcher(
         bound,
-        fallback=docs_app(contracts),
+        fallback=_pages(contracts, operations),
         max_body_bytes=settings.max_body_bytes,
         validate_responses=settings.validate_responses,
         faults=FaultGate(rate_limit=settings.rate_limit, rate_burst=settings.rate_burst),
@@ -146,12 +169,11 @@ def create_app(
         return ", ".join(sorted(found)) or None
 
     on_error = error_handler(shape_for, allowed)
-    operations = Operations(bound, validate_responses=settings.validate_responses)
     app = ConnexionMiddleware(
         dispatcher,
         lifespan=_lifespan(settings, apis, fixture, operations, on_seeded),
         middlewares=[
-            partial(RecordingMiddleware, contracts=contracts),
+            partial(RecordingMiddleware, contracts=contracts, unlogged_paths=(DASHBOARD,)),
             partial(ServerErrorMiddleware, handler=on_error),
             ExceptionMiddleware,
             AnchoredRoutingMiddleware,

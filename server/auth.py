@@ -112,8 +112,32 @@ class Authenticator:
                 return await self._by_key(api, issuer, token)
         raise Unauthorized()
 
+    async def by_digest(self, api: ApiDescriptor, issuer: str | None, digest: str) -> Principal:
+        """The control plane's principal for a credential known only by its hash (what a
+        dashboard session keeps): the admin token's (``issuer`` None) or a key of the job
+        API ``issuer``. Looked up as a bearer token is, so a revoked key ends its sessions."""
+        if issuer is None:
+            if hmac.compare_digest(digest, self._admin_hash):
+                return Principal("", "", "", api.name, admin=True)
+            raise Unauthorized()
+        if not any(job_api.name == issuer for job_api in self._job_apis):
+            raise Unauthorized()
+        return await self._by_hash(api, issuer, digest)
+
+    def issuer_of(self, token: str) -> str | None:
+        """The job API whose key ``token`` looks like; None for anything else."""
+        return next((a.name for a in self._job_apis if a.key_rule.issued(token)), None)
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A secret for ``purpose`` (signing a dashboard's cookies), the same in every process
+        on one store: derived from the JWT secret, so neither reveals the other."""
+        return hmac.digest(self._jwt_secret.encode(), purpose.encode(), "sha256")
+
     async def _by_key(self, api: ApiDescriptor, issuer: ApiDescriptor, token: str) -> Principal:
-        found = await self._store.key_for(issuer.name, hash_key(token))
+        return await self._by_hash(api, issuer.name, hash_key(token))
+
+    async def _by_hash(self, api: ApiDescriptor, issuer: str, digest: str) -> Principal:
+        found = await self._store.key_for(issuer, digest)
         if found is None:
             raise Unauthorized()
         tenant, key = found

@@ -86,8 +86,13 @@ class Trace:
 
 
 class RecordingMiddleware:
-    def __init__(self, app: ASGIApp, *, contracts: Sequence[Contract]) -> None:
+    def __init__(
+        self, app: ASGIApp, *, contracts: Sequence[Contract], unlogged_paths: Sequence[str] = ()
+    ) -> None:
         self.app = app
+        #: Paths of pages, not APIs (the dashboard): never logged, so a sign-in's form, which
+        #: holds a credential, never reaches the log, and looking does not fill it.
+        self.unlogged_paths = tuple(unlogged_paths)
         apis = [served.api for served in contracts]
         self.redactor = Redactor(
             fields=(name for api in apis for name in api.secret_fields),
@@ -113,7 +118,8 @@ class RecordingMiddleware:
         id_header = (REQUEST_ID, request_id.encode())
         services = (scope.get("state") or {}).get("services")
         journal: Journal | None = getattr(services, "request_log", None)
-        if services is None or journal is None or not journal.enabled:
+        unlogged = self.unlogged_paths and scope["path"].startswith(self.unlogged_paths)
+        if services is None or journal is None or not journal.enabled or unlogged:
 
             async def send_with_id(message: Message) -> None:
                 if message["type"] == "http.response.start":

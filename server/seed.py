@@ -39,6 +39,7 @@ new on every run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -171,8 +172,22 @@ class Operations:
         body: Any = None,
     ) -> Reply:
         """The reply to this request from ``tenant``, exactly as over HTTP."""
+        principal = Principal(tenant.id, tenant.name, tenant.organization_id, "")
+        return await self.call_as(operation_id, principal, services, params=params, body=body)
+
+    async def call_as(
+        self,
+        operation_id: str,
+        principal: Principal,
+        services: Services,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> Reply:
+        """The reply to this request from ``principal`` (acting through the operation's
+        API), exactly as over HTTP."""
         target = self.find(operation_id)
-        principal = Principal(tenant.id, tenant.name, tenant.organization_id, target.api.name)
+        principal = dataclasses.replace(principal, api=target.api.name)
         request = _request(target, params or {}, body, principal)
         return await respond(
             target, principal, services, request, validate_responses=self._validate

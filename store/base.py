@@ -555,15 +555,17 @@ class Store(abc.ABC):
         self,
         tenant_id: str,
         *,
-        api: str,
+        api: str | None,
         now: float,
         status: Status | None = None,
         collection: str | None = None,
+        clock_id: str | None = None,
         limit: int,
         offset: int = 0,
     ) -> JobPage:
-        """The tenant's jobs of ``api``, newest first, with the status they have at ``now``
-        (a job bound to a test clock: at its clock's time)."""
+        """The tenant's jobs of ``api`` (None: of every API), newest first, with the status
+        they have at ``now`` (a job bound to a test clock: at its clock's time); with
+        ``clock_id``, only the jobs bound to that clock."""
 
     @abc.abstractmethod
     async def indexed_keys(

@@ -409,10 +409,11 @@ class MemoryStore(Store):
         self,
         tenant_id: str,
         *,
-        api: str,
+        api: str | None,
         now: float,
         status: Status | None = None,
         collection: str | None = None,
+        clock_id: str | None = None,
         limit: int,
         offset: int = 0,
     ) -> JobPage:
@@ -425,7 +426,8 @@ class MemoryStore(Store):
             job
             for (owner, _), job in self._s.jobs.items()
             if owner == tenant_id
-            and job.record.api == api
+            and (api is None or job.record.api == api)
+            and (clock_id is None or job.record.clock_id == clock_id)
             and (collection is None or job.record.collection == collection)
             and (
                 status is None

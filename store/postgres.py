@@ -1091,16 +1091,23 @@ class PostgresStore(Store):
         self,
         tenant_id: str,
         *,
-        api: str,
+        api: str | None,
         now: float,
         status: Status | None = None,
         collection: str | None = None,
+        clock_id: str | None = None,
         limit: int,
         offset: int = 0,
     ) -> JobPage:
         source = "jobs"
-        where = "jobs.tenant_id = %(tenant)s AND jobs.api = %(api)s"
-        params: dict[str, Any] = {"tenant": tenant_id, "api": api, "now": now}
+        where = "jobs.tenant_id = %(tenant)s"
+        params: dict[str, Any] = {"tenant": tenant_id, "now": now}
+        if api is not None:
+            where += " AND jobs.api = %(api)s"
+            params["api"] = api
+        if clock_id is not None:
+            where += " AND jobs.clock_id = %(clock)s"
+            params["clock"] = clock_id
         if collection is not None:
             where += " AND jobs.collection = %(collection)s"
             params["collection"] = collection

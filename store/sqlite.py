@@ -1212,16 +1212,23 @@ class SQLiteStore(Store):
         self,
         tenant_id: str,
         *,
-        api: str,
+        api: str | None,
         now: float,
         status: Status | None = None,
         collection: str | None = None,
+        clock_id: str | None = None,
         limit: int,
         offset: int = 0,
     ) -> JobPage:
         source = "jobs"
-        where = "jobs.tenant_id = :tenant AND jobs.api = :api"
-        params: dict[str, Any] = {"tenant": tenant_id, "api": api, "now": now}
+        where = "jobs.tenant_id = :tenant"
+        params: dict[str, Any] = {"tenant": tenant_id, "now": now}
+        if api is not None:
+            where += " AND jobs.api = :api"
+            params["api"] = api
+        if clock_id is not None:
+            where += " AND jobs.clock_id = :clock"
+            params["clock"] = clock_id
         if collection is not None:
             where += " AND jobs.collection = :collection"
             params["collection"] = collection

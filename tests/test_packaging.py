@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PARTS = ("lifecycle", "store", "handlers", "server", "openapi", "testing")
+PARTS = ("lifecycle", "store", "handlers", "server", "openapi", "testing", "dashboard")
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,12 @@ def test_the_wheel_holds_every_part_as_real_files(wheel: zipfile.ZipFile) -> Non
         assert sources, part
         assert {f"pollable/{part}/{name}" for name in sources} <= names
     assert "pollable/openapi/captain.json" in names
+    assert "pollable/openapi/sandbox.jobs.json" in names
+    # The dashboard's pages and assets: served from the package, nothing fetched.
+    for folder, pattern in (("templates", "*.html"), ("static", "*")):
+        shipped = sorted(p.name for p in (ROOT / "dashboard" / folder).glob(pattern))
+        assert shipped, folder
+        assert {f"pollable/dashboard/{folder}/{name}" for name in shipped} <= names
     assert "pollable/py.typed" in names
 
 

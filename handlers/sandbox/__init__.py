@@ -1,13 +1,13 @@
 """The sandbox control plane: tenants and keys, reset and health (and, beside them, test
-clocks, the request log and fault rules). pollable's own contract, ``openapi/sandbox.json``; errors
-are RFC 9457 problem details."""
+clocks, the request log, fault rules, and every API's jobs with their timelines). pollable's
+own contract, ``openapi/sandbox.json``; errors are RFC 9457 problem details."""
 
 from __future__ import annotations
 
 from importlib import resources
 
 from ..descriptor import ApiDescriptor
-from . import clocks, faults, health, reports, requests, tenants
+from . import clocks, faults, health, jobs, reports, requests, tenants
 
 _OPENAPI = resources.files("pollable.openapi")
 
@@ -20,6 +20,7 @@ DESCRIPTOR = ApiDescriptor(
         _OPENAPI / "sandbox.requests.json",
         _OPENAPI / "sandbox.reports.json",
         _OPENAPI / "sandbox.faults.json",
+        _OPENAPI / "sandbox.jobs.json",
     ),
     openapi_url="/sandbox/openapi.json",
     docs_url="/sandbox/docs",
@@ -48,6 +49,9 @@ DESCRIPTOR = ApiDescriptor(
         "list_faults": faults.list_faults,
         "get_fault": faults.get_fault,
         "delete_fault": faults.delete_fault,
+        "list_sandbox_jobs": jobs.list_sandbox_jobs,
+        "get_sandbox_job": jobs.get_sandbox_job,
+        "list_sandbox_job_items": jobs.list_sandbox_job_items,
     },
     error_shape="problem",
     path_prefix="/sandbox/",

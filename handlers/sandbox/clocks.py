@@ -64,7 +64,8 @@ def instant(text: str, loc: tuple[str | int, ...]) -> float:
     return seconds
 
 
-async def _tenant_id(call: Call) -> str:
+async def tenant_named(call: Call) -> str:
+    """The tenant a call is about: the one it names (the admin must), else the caller's."""
     named = call.params.get("tenant_id")
     if named is None:
         if call.principal.admin:
@@ -81,7 +82,7 @@ async def _clock(call: Call, tenant_id: str) -> Clock:
 
 
 async def create_clock(call: Call) -> Reply:
-    tenant_id = await _tenant_id(call)
+    tenant_id = await tenant_named(call)
     body = call.body or {}
     real = call.services.now()
     now = instant(body["now"], ("body", "now")) if "now" in body else real
@@ -96,7 +97,7 @@ async def create_clock(call: Call) -> Reply:
 
 
 async def list_clocks(call: Call) -> Reply:
-    tenant_id = await _tenant_id(call)
+    tenant_id = await tenant_named(call)
     limit = call.params["limit"]
     found = await call.services.store.list_clocks(
         tenant_id, after=call.params.get("cursor"), limit=limit + 1
@@ -107,11 +108,11 @@ async def list_clocks(call: Call) -> Reply:
 
 
 async def get_clock(call: Call) -> Reply:
-    return Reply(200, clock_body(await _clock(call, await _tenant_id(call))))
+    return Reply(200, clock_body(await _clock(call, await tenant_named(call))))
 
 
 async def delete_clock(call: Call) -> Reply:
-    clock = await _clock(call, await _tenant_id(call))
+    clock = await _clock(call, await tenant_named(call))
     try:
         await call.services.store.delete_clock(clock.tenant_id, clock.id)
     except NotFound:
@@ -120,7 +121,7 @@ async def delete_clock(call: Call) -> Reply:
 
 
 async def advance_clock(call: Call) -> Reply:
-    clock = await _clock(call, await _tenant_id(call))
+    clock = await _clock(call, await tenant_named(call))
     body = call.body
     if "to" in body:
         to = instant(body["to"], ("body", "to"))

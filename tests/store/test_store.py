@@ -497,6 +497,21 @@ async def test_idempotent_replay_returns_the_first_job(store):
     assert [job.job_id for job in page.jobs] == [first.job_id] and page.total == 1
 
 
+async def test_list_jobs_of_every_api_and_of_one_clock(store):
+    tenant = await make_tenant(store)
+    clock = await store.create_clock(tenant.id, now=T0)
+    old, _ = await create(store, tenant, api="crosmos", kind="sources", created_at=T0)
+    new, _ = await create(store, tenant, created_at=T0 + 1, clock_id=clock.id)
+    every = await store.list_jobs(tenant.id, api=None, now=T0 + 2, limit=10)
+    assert [job.job_id for job in every.jobs] == [new.job_id, old.job_id] and every.total == 2
+    on_clock = await store.list_jobs(tenant.id, api=None, now=T0, clock_id=clock.id, limit=10)
+    assert [job.job_id for job in on_clock.jobs] == [new.job_id] and on_clock.total == 1
+    crosmos = await store.list_jobs(tenant.id, api="crosmos", now=T0, clock_id=clock.id, limit=10)
+    assert crosmos.jobs == [] and crosmos.total == 0
+    second = await store.list_jobs(tenant.id, api=None, now=T0, limit=1, offset=1)
+    assert [job.job_id for job in second.jobs] == [old.job_id]
+
+
 async def test_idempotent_replay_shows_the_job_as_it_is_now(store):
     tenant = await make_tenant(store)
     key = Idempotency(unique("idem"), "fingerprint-1")

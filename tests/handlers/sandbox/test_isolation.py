@@ -20,17 +20,24 @@ Probe = Callable[[Api, Tenant, dict[str, str]], httpx.Response]
 
 
 def theirs(api: Api, globex: Tenant) -> dict[str, str]:
-    """globex's resources: its tenant id, one of its keys, a clock, a logged request and a
-    fault rule."""
+    """globex's resources: its tenant id, one of its keys, a clock, a logged request, a
+    fault rule and a job."""
     made = api.client.post("/sandbox/v1/clocks", json={}, headers=globex.crosmos)
     assert made.status_code == 201, made.text
     keys = api.client.get(f"/sandbox/v1/tenants/{globex.tenant.id}/keys", headers=globex.crosmos)
     logged = api.client.get("/v2/jobs", headers=globex.captain)
+    # Before the fault rule, which would answer it 503.
+    job = api.client.post(
+        "/api/v1/sources", headers=globex.crosmos,
+        json={"space_id": "3c90c3cc-0d44-4b50-8888-8dd25736052a", "sources": [{"content": "x"}]},
+    )  # fmt: skip
+    assert job.status_code == 202, job.text
     fault = api.client.post(
         "/sandbox/v1/faults", json={"action": {"status": 503}}, headers=globex.crosmos
     )
     assert fault.status_code == 201, fault.text
     return {
+        "job": job.json()["job_id"],
         "tenant": globex.tenant.id,
         "key": keys.json()["data"][0]["id"],
         "clock": made.json()["id"],
@@ -92,6 +99,12 @@ PROBES: dict[str, tuple[int, Probe]] = {
         f"/sandbox/v1/faults/{r['fault']}", headers=t.crosmos)),
     "delete_fault": (404, lambda a, t, r: a.client.delete(
         f"/sandbox/v1/faults/{r['fault']}", headers=t.crosmos)),
+    "list_sandbox_jobs": (404, lambda a, t, r: a.client.get(
+        "/sandbox/v1/jobs", params={"tenant_id": r["tenant"]}, headers=t.crosmos)),
+    "get_sandbox_job": (404, lambda a, t, r: a.client.get(
+        f"/sandbox/v1/jobs/{r['job']}", headers=t.crosmos)),
+    "list_sandbox_job_items": (404, lambda a, t, r: a.client.get(
+        f"/sandbox/v1/jobs/{r['job']}/items", headers=t.crosmos)),
 }  # fmt: skip
 
 
@@ -117,9 +130,10 @@ def test_another_tenants_things_are_not_there(
 
 
 def snapshot(api: Api, globex: Tenant, resources: dict[str, str]) -> Any:
-    """What globex sees of its own tenant, keys, clock and log entry."""
+    """What globex sees of its own tenant, keys, clock, log entry and job."""
     tenant = api.client.get(f"/sandbox/v1/tenants/{resources['tenant']}", headers=globex.crosmos)
     keys = api.client.get(f"/sandbox/v1/tenants/{resources['tenant']}/keys", headers=globex.crosmos)
     clock = api.client.get(f"/sandbox/v1/clocks/{resources['clock']}", headers=globex.crosmos)
     entry = api.client.get(f"/sandbox/v1/requests/{resources['request']}", headers=globex.crosmos)
-    return (tenant.json(), keys.json(), clock.json(), entry.status_code)
+    job = api.client.get(f"/sandbox/v1/jobs/{resources['job']}", headers=globex.crosmos)
+    return (tenant.json(), keys.json(), clock.json(), entry.status_code, job.json())
