@@ -147,7 +147,7 @@ class Visit:
         reply = await self.gateway.call(self.services, self.principal, operation_id, params, body)
         if reply.status >= 400:
             raise Refused(reply)
-        return reply.body
+        return reply.data
 
     def url(self, path: str, **params: Any) -> str:
         given = {k: v for k, v in params.items() if v not in (None, "")}

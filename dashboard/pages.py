@@ -87,7 +87,7 @@ def routes(board: Dashboard, get: Callable[..., Any], post: Callable[..., Any]) 
             raise Refused(read)
         log = await visit.call("list_requests", job_id=job_id, limit=20)
         return board.page(
-            "job.html", visit, job=detail, presented=read.body, picture=picture(detail),
+            "job.html", visit, job=detail, presented=read.data, picture=picture(detail),
             items=items, requests=log["data"], statuses=STATUSES, items_cursor=cursor,
         )  # fmt: skip
 

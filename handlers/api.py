@@ -6,6 +6,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import orjson
+
 from pollable.store.base import Store
 
 if TYPE_CHECKING:
@@ -116,6 +118,14 @@ class Reply:
     final: FinalRead | None = None
     #: Already checked against the contract (a kept reply): not checked again.
     checked: bool = False
+
+    @property
+    def data(self) -> Any:
+        """The body as data: a kept reply holds only its bytes (``body`` is an
+        ``orjson.Fragment`` of them), which are decoded for whoever reads it as data."""
+        if isinstance(self.body, orjson.Fragment):
+            return orjson.loads(self.payload or b"null")
+        return self.body
 
 
 Handler = Callable[[Call], Awaitable[Reply]]

@@ -182,3 +182,15 @@ def test_looking_at_the_dashboard_logs_nothing(api: Api, acme: Tenant) -> None:
         "count": before
     }
     assert api.client.get("/sandbox/v1/requests/count", headers=admin).json() == {"count": unowned}
+
+
+def test_a_finished_jobs_page_shows_its_kept_reply(api: Api, acme: Tenant) -> None:
+    job_id = ingest(api, acme.crosmos)
+    api.clock.advance(100_000)
+    read = api.client.get(f"/api/v1/jobs/{job_id}", headers=acme.crosmos)
+    assert read.status_code == 200 and read.json()["status"] == "completed"
+    assert len(api.services.final_replies) == 1  # the page's own read reuses this reply
+    sign_in(api.client, bearer(acme.crosmos))
+    for _ in range(2):
+        page = api.client.get(f"/dashboard/jobs/{job_id}")
+        assert page.status_code == 200 and job_id in page.text and "completed" in page.text

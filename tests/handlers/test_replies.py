@@ -37,6 +37,7 @@ def test_a_kept_reply_is_the_checked_bytes_of_the_same_job() -> None:
     again = replies.get("k", job, 10.0)
     assert again is not None and again.checked and again.final is None
     assert again.payload == b'{"a":1}' and orjson.dumps(again.body) == b'{"a":1}'
+    assert again.data == {"a": 1}  # as data, for whoever reads it so (the dashboard)
     # The same job read again from a store is another, equal record.
     assert replies.get("k", dataclasses.replace(job), 11.0) is again
 
