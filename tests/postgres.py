@@ -51,6 +51,17 @@ def unreachable() -> str | None:
     return None
 
 
+def require_root() -> None:
+    """Skip (fail in CI) the calling test unless it runs as root: ``chattr +i`` needs
+    CAP_LINUX_IMMUTABLE, and CI runs as root, so there the outage proofs must run."""
+    if os.geteuid() == 0:
+        return
+    why = "chattr +i needs CAP_LINUX_IMMUTABLE (run the tests as root)"
+    if REQUIRED:
+        pytest.fail(f"CI needs the immutable-file proofs but {why}", pytrace=False)
+    pytest.skip(why)
+
+
 def require() -> None:
     """Skip (fail in CI) the calling test when the server cannot be used."""
     why = unreachable()

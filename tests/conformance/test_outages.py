@@ -138,12 +138,6 @@ def test_postgresql_restarted_mid_load(
     through_outage(server, acme, cluster.stop, cluster.start, figures, reads_fail=True, exact=False)
 
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="chattr +i needs CAP_LINUX_IMMUTABLE (run the tests as root)"
-)
-
-
-@needs_root
 @pytest.mark.parametrize("suffix", ["-shm", "-wal"])
 def test_sqlite_file_made_immutable_mid_load(
     servers: Servers, tmp_path: Path, suffix: str, figures: list[str]
@@ -156,6 +150,7 @@ def test_sqlite_file_made_immutable_mid_load(
     written): a ``COMMIT`` already past the store's last check when the flag lands (its
     fsync: milliseconds) still faults, and that the store cannot prevent
     (``SQLiteStore._check_files``)."""
+    postgres.require_root()
     url = f"sqlite:///{tmp_path}/live.db"
     acme = provision(url, "acme")["acme"]
     server = servers.start(url, env=NO_RATE_LIMIT)

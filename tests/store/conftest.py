@@ -33,10 +33,11 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@pytest.fixture(params=BACKENDS)
-async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
+async def opened(param: str, tmp_path: Any) -> AsyncIterator[Store]:
+    """The store of one of ``BACKENDS``' URLs, open for one test (PostgreSQL: a fresh
+    schema)."""
     with contextlib.ExitStack() as stack:
-        url = request.param.format(tmp_path=tmp_path)
+        url = param.format(tmp_path=tmp_path)
         if url == POSTGRES_URL:
             url = stack.enter_context(postgres.fresh_url())
         backend = open_store(url)
@@ -45,3 +46,9 @@ async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[
             yield backend
         finally:
             await backend.close()
+
+
+@pytest.fixture(params=BACKENDS)
+async def store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
+    async for backend in opened(request.param, tmp_path):
+        yield backend

@@ -19,8 +19,7 @@ import pytest
 from pollable.lifecycle.errors import Conflict, NotFound
 from pollable.store import open_store
 from pollable.store.base import InsufficientCredits, StorageFull, Store, job_size
-from tests import postgres
-from tests.store.conftest import BACKENDS
+from tests.store.conftest import BACKENDS, opened
 from tests.store.test_store import make_tenant, unique
 from tests.store.test_tenants import a_job
 
@@ -32,16 +31,8 @@ SQL_BACKENDS = [param for param in BACKENDS if param.id in ("sqlite", "postgresq
 
 @pytest.fixture(params=SQL_BACKENDS)
 async def sql_store(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Store]:
-    with contextlib.ExitStack() as stack:
-        url = request.param.format(tmp_path=tmp_path)
-        if url == postgres.POSTGRES_URL:
-            url = stack.enter_context(postgres.fresh_url())
-        backend = open_store(url)
-        await backend.open()
-        try:
-            yield backend
-        finally:
-            await backend.close()
+    async for backend in opened(request.param, tmp_path):
+        yield backend
 
 
 async def _answer(store: Store, tenant_id: str, job: Any, cap: int | None = None) -> Any:

@@ -24,6 +24,7 @@ from pollable.lifecycle.planner import Work, plan_job
 from pollable.lifecycle.scenarios import CATALOGUE
 from pollable.store.base import Idempotency, NewJob, StoreNotFound
 from pollable.store.sqlite import SQLiteStore
+from tests import postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = 1_700_000_000.0
@@ -874,15 +875,10 @@ def test_sqlite_wrong_sql_is_not_mistaken_for_an_unavailable_store(tmp_path):
     asyncio.run(run())
 
 
-needs_root = pytest.mark.skipif(
-    os.geteuid() != 0, reason="chattr +i needs CAP_LINUX_IMMUTABLE (run the tests as root)"
-)
-
-
-@needs_root
 def test_sqlite_an_immutable_shm_file_is_unavailable_not_sigbus(tmp_path):
     """SQLite writes the WAL index through a mapping of ``-shm``; once the file is
     immutable such a write kills the process with SIGBUS. The store refuses instead."""
+    postgres.require_root()
 
     async def run() -> None:
         store = await opened(tmp_path / "s.db")
